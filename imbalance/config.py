@@ -1,0 +1,189 @@
+"""The configuration schema: one dataclass per option of each Hydra config group.
+
+Hydra checks types against these schemas when it composes (a wrong type is Hydra's
+error, exit 1); `check()` then enforces ranges and combinations (our error, exit 2).
+The classes are plain dataclasses, so the environment and the training core can be
+built from them without Hydra. Ranges live in field metadata, written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from imbalance.constraints import Interval
+from imbalance.errors import UsageError
+
+
+def _f(default: Any, range_: str | None = None, **kwargs: Any) -> Any:
+    """A field with a declared range, checked by `check()`."""
+    metadata = {"range": Interval.parse(range_)} if range_ else {}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+# --------------------------------------------------------------------------- sources
+@dataclass
+class SyntheticSource:
+    """Two Gaussian classes: identity covariance, means 0 and `separation` on every axis."""
+
+    name: str = "synthetic"
+    n_train: int = _f(20_000, "[10, 10000000]")
+    n_val: int = _f(5_000, "[10, 10000000]")
+    n_test: int = _f(5_000, "[10, 10000000]")
+    n_features: int = _f(4, "[1, 1000]")
+    separation: float = _f(1.2, "[0, 100]")
+    minority_frac: float = _f(0.03, "(0, 0.5]")
+
+
+@dataclass
+class KaggleSource:
+    """The credit-card fraud data (mlg-ulb/creditcardfraud) from a local file or kagglehub."""
+
+    name: str = "kaggle"
+    path: Optional[str] = None
+    sample_n: Optional[int] = _f(None, "[100, inf)")
+    # Pinned: a versioned handle resolves from a seeded KAGGLEHUB_CACHE without network.
+    dataset: str = "mlg-ulb/creditcardfraud/versions/3"
+    val_frac: float = _f(0.2, "(0, 0.5)")
+    test_frac: float = _f(0.2, "(0, 0.5)")
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class CsvSource:
+    """Any CSV with numeric features and a binary label column."""
+
+    name: str = "csv"
+    path: Optional[str] = None
+    label: str = "label"
+    drop_duplicates: bool = False
+    val_frac: float = _f(0.2, "(0, 0.5)")
+    test_frac: float = _f(0.2, "(0, 0.5)")
+    cache_dir: Optional[str] = None
+
+
+# ---------------------------------------------------------------------------- models
+@dataclass
+class LogregModel:
+    name: str = "logreg"
+    lr: float = _f(0.01, "(0, 10]")
+    batch_size: int = _f(512, "[1, 1000000]")
+    weight_decay: float = _f(0.0, "[0, 1]")
+    # The training stream's seed; null derives it from the top-level `seed`.
+    seed: Optional[int] = _f(None, "[0, 4294967295]")
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        return ()
+
+
+@dataclass
+class MlpModel:
+    name: str = "mlp"
+    hidden: list[int] = _f([64, 32], "[1, 4096]")
+    lr: float = _f(0.003, "(0, 10]")
+    batch_size: int = _f(512, "[1, 1000000]")
+    weight_decay: float = _f(0.0, "[0, 1]")
+    seed: Optional[int] = _f(None, "[0, 4294967295]")
+
+
+# ---------------------------------------------------------------------------- budget
+@dataclass
+class Budget:
+    max_steps: int = _f(3, "[0, 1000]")  # paid actions
+    conv_steps: int = _f(20, "[1, 1000]")  # assistant turns (LLM backends)
+    max_tool_calls: int = _f(100, "[1, 100000]")  # any agent; the runner submits after
+    retrain_epochs: int = _f(5, "[1, 1000]")  # free epochs after each effective paid action
+    # Bounds one train() call's work on big data: epochs are capped to this many rows seen.
+    max_train_rows_per_call: int = _f(5_000_000, "[1000, inf)")
+
+
+# ---------------------------------------------------------------------------- agents
+@dataclass
+class HeuristicAgent:
+    name: str = "heuristic"
+
+
+@dataclass
+class RandomAgent:
+    name: str = "random"
+    max_calls: int = _f(12, "[1, 10000]")  # tool calls before it submits
+
+
+# --------------------------------------------------------------------------- tracking
+@dataclass
+class MlflowSettings:
+    # null = the embedded store: SQLite + artifacts under ./mlruns
+    tracking_uri: Optional[str] = None
+    experiment_name: str = "imbalance"
+    enabled: bool = True
+
+
+@dataclass
+class Config:
+    seed: int = _f(0, "[0, 4294967295]")
+    tau: float = _f(0.55, "[0, 1]")
+    source: Any = None
+    model: Any = None
+    budget: Budget = field(default_factory=Budget)
+    agent: Any = None
+    mlflow: MlflowSettings = field(default_factory=MlflowSettings)
+
+
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {
+    "source": {"synthetic": SyntheticSource, "kaggle": KaggleSource, "csv": CsvSource},
+    "model": {"logreg": LogregModel, "mlp": MlpModel},
+    "budget": {"default": Budget},
+    "agent": {"heuristic": HeuristicAgent, "random": RandomAgent},
+}
+
+
+def register_schemas() -> None:
+    """Make the schemas known to Hydra (option YAMLs name them in their defaults list)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="config_schema", node=Config)
+    # Under schema/<group>, not <group>: otherwise the schemas would show up as options
+    # of the group (`source=glob(*)` would sweep them).
+    for group, options in GROUP_SCHEMAS.items():
+        for option, schema in options.items():
+            store.store(group=f"schema/{group}", name=option, node=schema)
+
+
+def check(obj: Any, prefix: str = "") -> None:
+    """Raise UsageError for the first value outside its declared range."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check(value, f"{key}.")
+            continue
+        interval: Interval | None = f.metadata.get("range")
+        if interval is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if v is not None and v not in interval:
+                raise UsageError(f"{key} must be in {interval}; got {v}. Override it, e.g. {key}={_example(interval, f.default)}")
+    extra = getattr(obj, "check_combination", None)
+    if extra is not None:
+        extra(prefix)
+
+
+def _example(interval: Interval, default: Any) -> Any:
+    if isinstance(default, (int, float)) and default in interval:
+        return default
+    return interval.low if interval.low is not None and not interval.low_open else interval.high
+
+
+def to_objects(cfg: Any) -> Config:
+    """DictConfig -> checked dataclasses (the only place the run converts config)."""
+    from omegaconf import OmegaConf
+
+    config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    check(config)
+    return config

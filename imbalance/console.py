@@ -1,0 +1,87 @@
+"""The terminal account of an episode: one line per tool call, then the grade.
+
+The full record lives in MLflow; this is what a person watching the run reads.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from imbalance.constraints import short_repr
+
+log = logging.getLogger("imbalance")
+
+
+def _args(arguments: object) -> str:
+    if isinstance(arguments, dict):
+        return ", ".join(f"{k}={_value(v)}" for k, v in arguments.items())
+    return "" if arguments is None else short_repr(arguments, 40)
+
+
+def _value(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return short_repr(v, 30)
+
+
+class EpisodeConsole:
+    def __init__(self, max_steps: int):
+        self.max_steps = max_steps
+        self.spent = 0
+
+    def header(self, title: str, task: str) -> None:
+        log.info(title)
+        log.info("task: %s", task)
+        log.info("%4s  %-36s %-9s %7s %7s  %s", "#", "tool call", "cost", "val F1", "thresh", "effect")
+
+    def on_call(self, record: dict, metrics: dict) -> None:
+        call = f"{record['tool']}({_args(record['arguments'])})"
+        if len(call) > 36:
+            call = call[:33] + "..."
+        if record["invalid"]:
+            cost = "invalid"
+        elif record["charged"]:
+            self.spent += 1
+            cost = f"paid {self.spent}/{self.max_steps}"
+        else:
+            cost = "free"
+        log.info("%4d  %-36s %-9s %7.4f %7.4f  %s", record["index"], call, cost, metrics["val_f1"], metrics["threshold"], _effect(record))
+
+    def footer(self, result, tau: float, run_hint: str | None) -> None:
+        extra = f"{result.steps_used}/{self.max_steps} paid steps, {result.tool_calls} tool calls, {result.invalid_tool_calls} invalid, {result.wall_seconds:.1f} s"
+        if result.grade is None:
+            log.info("ERROR: the episode could not finish: %s (%s)", result.error_message, extra)
+        else:
+            g = result.grade
+            verdict = "PASS" if g.passed else "FAIL"
+            relation = ">=" if g.test_f1 >= tau else "<"
+            how = "" if result.termination_reason == "submitted" else f" [{result.termination_reason}{': ' + result.limit if result.limit else ''}]"
+            log.info("TEST F1 %.4f %s tau %.4g: %s%s (%s)", g.test_f1, relation, tau, verdict, how, extra)
+        if run_hint:
+            log.info(run_hint)
+
+
+def _effect(record: dict) -> str:
+    if "error" in record:
+        return f"{record['error']['error']}: {record['error']['message']}"[:100]
+    out = record["result"]
+    tool = record["tool"]
+    if out.get("applied") is False:
+        return out.get("message", "no change")
+    if tool == "imbalance_start":
+        return f"train {out['train']['rows']} rows ({out['train']['positives']} pos), val {out['val']['rows']} ({out['val']['positives']} pos), baseline val F1 {out['baseline_val_f1']:.4f}"
+    if tool == "smote":
+        return f"train now {out['train_rows']} rows, minority {out['minority_frac']:.3f}; retrained"
+    if tool in ("set_class_weights", "use_focal"):
+        return "retrained"
+    if tool == "train":
+        return f"{out['trained_epochs']} epochs" + (f" ({out['note']})" if "note" in out else "")
+    if tool == "eval_on_val":
+        return f"precision {out['val_precision']:.3f} recall {out['val_recall']:.3f} PR-AUC {out['pr_auc']:.4f}"
+    if tool == "sweep_thresholds":
+        return f"best threshold ({out['search']})"
+    if tool == "get_budget":
+        return f"{out['remaining']} paid actions left"
+    if tool == "submit_answer":
+        return "submitted"
+    return ""

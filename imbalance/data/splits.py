@@ -1,0 +1,77 @@
+"""Stratified train/val/test splitting and train-only scaling.
+
+The scaler is fitted on the training rows alone: the original implementation fitted it
+on every row, so test statistics leaked into the features the agent trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from imbalance.errors import UsageError
+from imbalance.seeding import derive_seed
+
+
+@dataclass(frozen=True)
+class Split:
+    X: np.ndarray  # float32, scaled with the training statistics
+    y: np.ndarray  # int64 in {0, 1}; 1 is the minority (positive) class
+
+    @property
+    def positives(self) -> int:
+        return int(self.y.sum())
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+    feature_names: tuple[str, ...]
+    description: str
+
+
+def split_and_scale(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    val_size: float | int,
+    test_size: float | int,
+    seed: int,
+    feature_names: tuple[str, ...],
+    description: str,
+) -> Splits:
+    """Stratified split driven by `seed`, then standardise with train statistics only.
+
+    Sizes are fractions of all rows (floats) or row counts (ints).
+    """
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    n = len(y)
+    n_test = test_size if isinstance(test_size, int) else int(round(test_size * n))
+    n_val = val_size if isinstance(val_size, int) else int(round(val_size * n))
+    if n_test < 2 or n_val < 2 or n - n_test - n_val < 2:
+        raise UsageError(f"cannot split {n} rows into train/val/test with val={val_size} and test={test_size}; provide more rows")
+    indices = np.arange(n)
+    rest, test_idx = train_test_split(indices, test_size=n_test, stratify=y, random_state=derive_seed(seed, "split.test"))
+    train_idx, val_idx = train_test_split(rest, test_size=n_val, stratify=y[rest], random_state=derive_seed(seed, "split.val"))
+    for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+        positives = int(y[idx].sum())
+        if positives < 2:
+            raise UsageError(
+                f"the {name} split holds {positives} positive row(s) of {len(idx)}; at least 2 are needed to measure F1. "
+                "Use more rows or a larger minority fraction"
+            )
+    scaler = StandardScaler().fit(X[train_idx])
+
+    def make(idx: np.ndarray) -> Split:
+        scaled = scaler.transform(X[idx]).astype(np.float32, copy=False)
+        return Split(np.ascontiguousarray(scaled), y[idx].astype(np.int64, copy=False))
+
+    return Splits(make(train_idx), make(val_idx), make(test_idx), feature_names, description)

@@ -1,0 +1,390 @@
+"""The task: an agent fights class imbalance with paid and free tools, graded on a hidden TEST split.
+
+Contract (Gymnasium-like, documented here because RL trainers drive it without Hydra or MLflow):
+
+    env = ImbalanceEnv(splits, model=MlpModel(), budget=Budget(), tau=0.55, seed=0)
+    observation, info = env.reset(seed=0)          # trains the baseline; obs = imbalance_start()
+    result = env.call("smote", {"ratio": 0.2, "k": 5})  # -> ToolResult, never raises for bad input
+    obs, reward, terminated, truncated, info = env.step({"tool": "train", "arguments": {"epochs": 3}})
+
+- Paid tools (smote, set_class_weights, use_focal, set_threshold) cost one step when they change
+  the set-up; an identical or no-op call is free. Past `budget.max_steps` they return the error
+  `step_budget_exceeded` and change nothing. After an effective paid action (other than the
+  threshold) the model is re-initialised and trained `budget.retrain_epochs` epochs for free.
+- Invalid arguments, unknown tools and calls after submission return an error result, cost
+  nothing and count as invalid.
+- `submit_answer` grades once: TEST F1 at the final threshold; reward 1.0 when it reaches tau.
+  `terminated` is True from then on. `truncated` turns True when `budget.max_tool_calls` calls
+  were made; the caller should then submit (`env.submit(auto=True)`).
+- Nothing returned before submission is computed from TEST rows: the test split lives in the
+  grader alone, and the scaler was fitted on train.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from imbalance.config import Budget, LogregModel, MlpModel
+from imbalance.constraints import short_repr
+from imbalance.data.splits import Split, Splits
+from imbalance.env.metrics import best_threshold, pr_auc, prf
+from imbalance.env.tools import PAID_TOOLS, TOOLS_BY_NAME, ToolArgumentError
+from imbalance.seeding import derive_seed
+from imbalance.training.fit import fit, new_model, to_tensors
+from imbalance.training.losses import LossSpec, effective_number_weights
+
+MAX_RECORDED_STRING = 10_000
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    tool: str
+    arguments: Any  # as sent, long strings cut (see `recordable`)
+    output: dict  # what the agent sees; {"error": code, "message": ...} on error
+    paid: bool  # the tool is a paid one
+    charged: bool  # this call consumed a paid step
+    invalid: bool  # bad arguments, unknown tool, or a call after submission
+
+    @property
+    def is_error(self) -> bool:
+        return "error" in self.output
+
+
+@dataclass(frozen=True)
+class Grade:
+    test_f1: float
+    test_precision: float
+    test_recall: float
+    threshold: float
+    steps_used: int
+    passed: bool
+
+
+class _Grader:
+    """Holds the hidden TEST split; the only code that ever reads it."""
+
+    def __init__(self, test: Split, tau: float, max_steps: int):
+        self._X, _ = to_tensors(test.X)
+        self._y = test.y
+        self._tau, self._max_steps = tau, max_steps
+
+    def grade(self, model, threshold: float, steps_used: int) -> Grade:
+        scores = prf(self._y, model.predict_proba(self._X).numpy(), threshold)
+        passed = scores["f1"] >= self._tau and steps_used <= self._max_steps
+        return Grade(scores["f1"], scores["precision"], scores["recall"], threshold, steps_used, passed)
+
+
+@dataclass
+class _Setup:
+    """What paid actions configure; compared to detect no-ops."""
+
+    smote: tuple[float, int, int | None] | None = None
+    beta: float | None = None
+    focal: tuple[float, float] | None = None
+    threshold: float = 0.5
+
+
+@dataclass
+class _EpisodeState:
+    setup: _Setup = field(default_factory=_Setup)
+    steps_used: int = 0
+    tool_calls: int = 0
+    invalid_calls: int = 0
+    paid_actions: list[dict] = field(default_factory=list)
+    grade: Grade | None = None
+    auto_submitted: bool = False
+
+
+class ImbalanceEnv:
+    def __init__(self, splits: Splits, *, model: LogregModel | MlpModel, budget: Budget, tau: float, seed: int = 0):
+        self.splits = splits
+        self.model_cfg, self.budget, self.tau, self.seed = model, budget, float(tau), int(seed)
+        self._grader = _Grader(splits.test, self.tau, budget.max_steps)
+        self._X_val, _ = to_tensors(splits.val.X)
+        self._y_val = splits.val.y
+        self.timings: dict[str, float] = defaultdict(float)
+        self._handlers: dict[str, Callable[..., dict]] = {name: getattr(self, f"_tool_{name}") for name in TOOLS_BY_NAME}
+        self.state = _EpisodeState()
+        self._ready = False
+
+    # ------------------------------------------------------------------ Gymnasium-like API
+    def reset(self, *, seed: int | None = None) -> tuple[dict, dict]:
+        if seed is not None:
+            self.seed = int(seed)
+        train_seed = self.model_cfg.seed if self.model_cfg.seed is not None else derive_seed(self.seed, "training")
+        self._train_rng = np.random.default_rng(train_seed)
+        self._smote_rng = np.random.default_rng(derive_seed(self.seed, "smote"))
+        self.state = _EpisodeState()
+        self.timings.clear()
+        self._train_X, self._train_y = self.splits.train.X, self.splits.train.y
+        self._retrain()
+        self._baseline_val_f1 = self._val["f1"]
+        self._ready = True
+        return self._summary(), {"val": dict(self._val)}
+
+    def step(self, action: dict) -> tuple[dict, float, bool, bool, dict]:
+        if not isinstance(action, dict):
+            result = self.call(str(action), None)
+        else:
+            result = self.call(action.get("tool", ""), action.get("arguments"))
+        terminated = self.done
+        reward = 1.0 if (self.state.grade and self.state.grade.passed and result.tool == "submit_answer" and not result.is_error) else 0.0
+        info = {"charged": result.charged, "invalid": result.invalid, "paid": result.paid}
+        if terminated and self.state.grade:
+            info["grade"] = self.state.grade
+        return result.output, reward, terminated, self.truncated, info
+
+    # ------------------------------------------------------------------ tool calls
+    def call(self, tool: Any, arguments: Any = None) -> ToolResult:
+        """Run one tool call; bad input comes back as an error result, never as an exception."""
+        if not self._ready:
+            raise RuntimeError("call reset() before the first tool call")
+        self.state.tool_calls += 1
+        name = tool if isinstance(tool, str) else short_repr(tool)
+        spec = TOOLS_BY_NAME.get(name) if isinstance(tool, str) else None
+        paid = bool(spec and spec.paid)
+        if self.done:
+            return self._invalid(name, arguments, paid, "episode_over", "the episode is over: the answer was already submitted")
+        if spec is None:
+            known = ", ".join(TOOLS_BY_NAME)
+            return self._invalid(name, arguments, paid, "unknown_tool", f"unknown tool {short_repr(tool)}; the tools are: {known}")
+        steps_before = self.state.steps_used
+        try:
+            # Handlers raise ToolArgumentError only before they change anything.
+            output = self._handlers[name](**spec.validate(arguments))
+        except ToolArgumentError as exc:
+            return self._invalid(name, arguments, paid, "invalid_arguments", str(exc))
+        charged = self.state.steps_used > steps_before
+        return ToolResult(name, recordable(arguments), output, paid, charged, invalid=False)
+
+    def submit(self, *, auto: bool = False) -> Grade:
+        """Grade now (the runner's auto-submission; agents use the submit_answer tool)."""
+        if self.state.grade is None:
+            self._grade()
+            self.state.auto_submitted = auto
+        return self.state.grade  # type: ignore[return-value]
+
+    @property
+    def done(self) -> bool:
+        return self.state.grade is not None
+
+    @property
+    def truncated(self) -> bool:
+        return not self.done and self.state.tool_calls >= self.budget.max_tool_calls
+
+    @property
+    def budget_remaining(self) -> int:
+        return max(self.budget.max_steps - self.state.steps_used, 0)
+
+    def metrics(self) -> dict[str, float]:
+        """The per-call metrics the tracker logs (validation only)."""
+        return {
+            "val_f1": self._val["f1"],
+            "val_precision": self._val["precision"],
+            "val_recall": self._val["recall"],
+            "threshold": self.state.setup.threshold,
+            "budget_remaining": float(self.budget_remaining),
+        }
+
+    # ------------------------------------------------------------------ free tools
+    def _tool_imbalance_start(self) -> dict:
+        return self._summary()
+
+    def _tool_train(self, epochs: int, lr: float | None = None) -> dict:
+        n_rows = len(self._train_y)
+        cap = max(1, self.budget.max_train_rows_per_call // max(n_rows, 1))
+        run_epochs = min(epochs, cap)
+        self._fit(run_epochs, lr)
+        self._evaluate()
+        out = {"trained_epochs": run_epochs, "lr": lr if lr is not None else self.model_cfg.lr, "val": self._val_view()}
+        if run_epochs < epochs:
+            out["note"] = f"capped at {run_epochs} epochs: one call may see at most {self.budget.max_train_rows_per_call} rows"
+        return out
+
+    def _tool_eval_on_val(self) -> dict:
+        started = time.perf_counter()
+        auc = pr_auc(self._y_val, self._val_proba)
+        self.timings["evaluation"] += time.perf_counter() - started
+        return {**self._val_view(), "pr_auc": round(auc, 6), "predicted_positives": int(np.count_nonzero(self._val_proba >= self.state.setup.threshold))}
+
+    def _tool_sweep_thresholds(self, num_points: int | None = None) -> dict:
+        started = time.perf_counter()
+        self.state.setup.threshold = best_threshold(self._y_val, self._val_proba, num_points)
+        self._val = prf(self._y_val, self._val_proba, self.state.setup.threshold)
+        self.timings["evaluation"] += time.perf_counter() - started
+        return {"search": "exact" if num_points is None else f"grid of {num_points}", **self._val_view()}
+
+    def _tool_get_budget(self) -> dict:
+        return {
+            "max_steps": self.budget.max_steps,
+            "steps_used": self.state.steps_used,
+            "remaining": self.budget_remaining,
+            "paid_actions": list(self.state.paid_actions),
+        }
+
+    def _tool_submit_answer(self) -> dict:
+        self._grade()
+        return {"submitted": True, "threshold": self.state.setup.threshold, "message": "graded on the hidden test split; the episode is over"}
+
+    # ------------------------------------------------------------------ paid tools
+    def _tool_smote(self, ratio: float, k: int, seed: int | None = None) -> dict:
+        current = float(self._train_y.mean())
+        if ratio <= current:
+            return self._no_op(f"the training set's minority fraction is already {current:.4f} >= {ratio}")
+        positives = self.splits.train.positives
+        if k >= positives:
+            raise ToolArgumentError(f"smote: k must be below the number of positive training rows ({positives}); got {k}")
+        if (refused := self._refuse_if_over_budget("smote")) is not None:
+            return refused
+        from imblearn.over_sampling import SMOTE
+
+        started = time.perf_counter()
+        smote_seed = seed if seed is not None else int(self._smote_rng.integers(2**31 - 1))
+        sampler = SMOTE(sampling_strategy=ratio / (1.0 - ratio), k_neighbors=k, random_state=smote_seed)
+        base = self.splits.train
+        X, y = sampler.fit_resample(base.X, base.y)
+        self._train_X, self._train_y = np.ascontiguousarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64)
+        self.timings["smote"] += time.perf_counter() - started
+        self.state.setup.smote = (ratio, k, seed)
+        return self._charge("smote", {"ratio": ratio, "k": k, **({"seed": seed} if seed is not None else {})}, retrain=True, effect={
+            "train_rows": len(self._train_y),
+            "train_positives": int(self._train_y.sum()),
+            "minority_frac": round(float(self._train_y.mean()), 6),
+        })
+
+    def _tool_set_class_weights(self, beta: float) -> dict:
+        if self.state.setup.beta == beta:
+            return self._no_op(f"class weights already use beta={beta}")
+        if (refused := self._refuse_if_over_budget("set_class_weights")) is not None:
+            return refused
+        self.state.setup.beta = beta
+        return self._charge("set_class_weights", {"beta": beta}, retrain=True, effect={"class_weights": self._class_weights()})
+
+    def _tool_use_focal(self, alpha: float, gamma: float) -> dict:
+        if self.state.setup.focal == (alpha, gamma):
+            return self._no_op(f"focal loss already uses alpha={alpha}, gamma={gamma}")
+        if (refused := self._refuse_if_over_budget("use_focal")) is not None:
+            return refused
+        self.state.setup.focal = (alpha, gamma)
+        return self._charge("use_focal", {"alpha": alpha, "gamma": gamma}, retrain=True, effect={"loss": self._loss_spec().name})
+
+    def _tool_set_threshold(self, threshold: float) -> dict:
+        if self.state.setup.threshold == threshold:
+            return self._no_op(f"the threshold is already {threshold}")
+        if (refused := self._refuse_if_over_budget("set_threshold")) is not None:
+            return refused
+        self.state.setup.threshold = threshold
+        self._val = prf(self._y_val, self._val_proba, threshold)
+        return self._charge("set_threshold", {"threshold": threshold}, retrain=False, effect={})
+
+    # ------------------------------------------------------------------ internals
+    def _refuse_if_over_budget(self, name: str) -> dict | None:
+        if self.state.steps_used >= self.budget.max_steps:
+            return {
+                "error": "step_budget_exceeded",
+                "message": f"{name}: all {self.budget.max_steps} paid actions are used; nothing changed. "
+                "Free tools still work: train, eval_on_val, sweep_thresholds, submit_answer",
+            }
+        return None
+
+    def _charge(self, name: str, args: dict, *, retrain: bool, effect: dict) -> dict:
+        self.state.steps_used += 1
+        self.state.paid_actions.append({"tool": name, **args})
+        if retrain:
+            self._retrain()
+        return {
+            "applied": True,
+            **effect,
+            **({"retrained_epochs": self.budget.retrain_epochs} if retrain else {}),
+            "val": self._val_view(),
+            "steps_used": self.state.steps_used,
+            "remaining": self.budget_remaining,
+        }
+
+    def _no_op(self, why: str) -> dict:
+        return {"applied": False, "cost": 0, "message": f"no change, no cost: {why}", "remaining": self.budget_remaining}
+
+    def _invalid(self, name: str, arguments: Any, paid: bool, code: str, message: str) -> ToolResult:
+        self.state.invalid_calls += 1
+        return ToolResult(name, recordable(arguments), {"error": code, "message": message}, paid, False, invalid=True)
+
+    def _summary(self) -> dict:
+        train, val = self.splits.train, self.splits.val
+        return {
+            "task": self.splits.description,
+            "n_features": int(train.X.shape[1]),
+            "train": {"rows": len(train), "positives": train.positives},
+            "val": {"rows": len(val), "positives": val.positives},
+            "baseline_val_f1": round(self._baseline_val_f1, 6),
+            "tau": self.tau,
+            "max_steps": self.budget.max_steps,
+            "paid_tools": list(PAID_TOOLS),
+        }
+
+    def _class_weights(self) -> tuple[float, float] | None:
+        if self.state.setup.beta is None:
+            return None
+        positives = int(self._train_y.sum())
+        return effective_number_weights((len(self._train_y) - positives, positives), self.state.setup.beta)
+
+    def _loss_spec(self) -> LossSpec:
+        focal = self.state.setup.focal
+        return LossSpec(self._class_weights(), *(focal if focal else (None, None)))
+
+    def _retrain(self) -> None:
+        """Fresh weights from the training stream, then the free retraining epochs."""
+        started = time.perf_counter()
+        cfg = self.model_cfg
+        init_seed = int(self._train_rng.integers(2**31 - 1))
+        self._model = new_model(self._train_X.shape[1], tuple(cfg.hidden), cfg.lr, cfg.weight_decay, init_seed)
+        self._Xt, self._yt = to_tensors(self._train_X, self._train_y)
+        self.timings["training"] += time.perf_counter() - started
+        self._fit(self.budget.retrain_epochs, None)
+        self._evaluate()
+
+    def _fit(self, epochs: int, lr: float | None) -> None:
+        started = time.perf_counter()
+        self._model.loss_spec = self._loss_spec()
+        self._model.lr = lr if lr is not None else self.model_cfg.lr
+        fit(self._model, self._Xt, self._yt, epochs=epochs, batch_size=self.model_cfg.batch_size, seed=int(self._train_rng.integers(2**31 - 1)))
+        self.timings["training"] += time.perf_counter() - started
+
+    def _evaluate(self) -> None:
+        started = time.perf_counter()
+        self._val_proba = self._model.predict_proba(self._X_val).numpy()
+        self._val = prf(self._y_val, self._val_proba, self.state.setup.threshold)
+        self.timings["evaluation"] += time.perf_counter() - started
+
+    def _val_view(self) -> dict:
+        return {
+            "val_f1": round(self._val["f1"], 6),
+            "val_precision": round(self._val["precision"], 6),
+            "val_recall": round(self._val["recall"], 6),
+            "threshold": self.state.setup.threshold,
+        }
+
+    def _grade(self) -> None:
+        started = time.perf_counter()
+        self.state.grade = self._grader.grade(self._model, self.state.setup.threshold, self.state.steps_used)
+        self.timings["grading"] += time.perf_counter() - started
+
+
+def recordable(value: Any, limit: int = MAX_RECORDED_STRING) -> Any:
+    """Arguments as sent, JSON-safe, with very long strings cut and marked (never a 1 MB record)."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + f"...<cut: {len(value) - limit} more chars>"
+    if isinstance(value, dict):
+        return {recordable(str(k), 200): recordable(v, limit) for k, v in list(value.items())[:100]}
+    if isinstance(value, (list, tuple)):
+        return [recordable(v, limit) for v in list(value)[:100]]
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return short_repr(value, limit)

@@ -1,0 +1,163 @@
+"""The tool catalogue: each tool written once, serving every agent backend and the validator.
+
+A `ToolSpec` yields the JSON schema the LLM backends send and validates the arguments an
+agent sends back, with messages that say what was received and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from imbalance.constraints import Interval, short_repr
+
+
+class ToolArgumentError(ValueError):
+    """Arguments that do not fit the tool's schema; returned to the agent, never raised past the env."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # "number" or "integer", as in JSON Schema
+    description: str
+    range: Interval
+    required: bool = True
+
+    def json_schema(self) -> dict:
+        return {"type": self.kind, "description": self.description, **self.range.json_schema()}
+
+    def coerce(self, tool: str, value: Any) -> float | int:
+        what = f"{tool}: {self.name} must be {'an integer' if self.kind == 'integer' else 'a number'} in {self.range}"
+        # bool is an int in Python but never a number in JSON.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ToolArgumentError(f"{what}; got {short_repr(value)} ({type(value).__name__})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ToolArgumentError(f"{what}; got {value}")
+        if self.kind == "integer":
+            if isinstance(value, float) and not value.is_integer():
+                raise ToolArgumentError(f"{what}; got {value}")
+            value = int(value)
+        else:
+            value = float(value)
+        if value not in self.range:
+            raise ToolArgumentError(f"{what}; got {short_repr(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    params: tuple[Param, ...] = ()
+    paid: bool = False
+
+    def json_schema(self) -> dict:
+        return {
+            "type": "object",
+            "properties": {p.name: p.json_schema() for p in self.params},
+            "required": [p.name for p in self.params if p.required],
+            "additionalProperties": False,
+        }
+
+    def validate(self, arguments: Any) -> dict[str, float | int]:
+        """Checked, typed arguments; ToolArgumentError names the first problem."""
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise ToolArgumentError(f"{self.name}: arguments must be a JSON object; got {short_repr(arguments)} ({type(arguments).__name__})")
+        known = {p.name for p in self.params}
+        unknown = [k for k in arguments if k not in known]
+        if unknown:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise ToolArgumentError(f"{self.name}: unknown argument {short_repr(unknown[0])}; allowed: {allowed}")
+        out: dict[str, float | int] = {}
+        for p in self.params:
+            if p.name not in arguments:
+                if p.required:
+                    raise ToolArgumentError(f"{self.name}: missing required argument {p.name!r} ({p.kind} in {p.range})")
+                continue
+            out[p.name] = p.coerce(self.name, arguments[p.name])
+        return out
+
+    def signature(self) -> str:
+        """'smote(ratio, k[, seed])' for prompts and terminal output."""
+        required = [p.name for p in self.params if p.required]
+        optional = [p.name for p in self.params if not p.required]
+        inner = ", ".join(required)
+        for name in optional:
+            inner += f"[, {name}]" if inner else f"[{name}]"
+        return f"{self.name}({inner})"
+
+
+R = Interval.parse
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "imbalance_start",
+        "Return the task summary: class counts of the train and validation splits, the baseline "
+        "validation F1, the pass bar tau and the paid-action budget. Free; takes no arguments.",
+    ),
+    ToolSpec(
+        "smote",
+        "PAID. Oversample the minority class of the training set with SMOTE until it makes up `ratio` "
+        "of the training rows, then retrain. A ratio at or below the current minority fraction changes nothing and is free.",
+        (
+            Param("ratio", "number", "target minority fraction of the training set", R("(0, 0.5]")),
+            Param("k", "integer", "number of nearest neighbours SMOTE interpolates between", R("[1, 100]")),
+            Param("seed", "integer", "seed of SMOTE's sampling (optional)", R("[0, 2147483647]"), required=False),
+        ),
+        paid=True,
+    ),
+    ToolSpec(
+        "set_class_weights",
+        "PAID. Weight the loss per class by the effective number of samples (Cui et al. 2019): "
+        "beta=0 weights classes equally, beta near 1 approaches inverse class frequency. Retrains.",
+        (Param("beta", "number", "effective-number beta", R("[0, 1]")),),
+        paid=True,
+    ),
+    ToolSpec(
+        "use_focal",
+        "PAID. Switch to focal loss (Lin et al. 2017) with weight `alpha` on the positive class and "
+        "focusing parameter `gamma`; class weights, if set, still apply. Retrains.",
+        (
+            Param("alpha", "number", "weight of the positive class", R("[0, 1]")),
+            Param("gamma", "number", "focusing parameter (0 = cross-entropy)", R("[0, 10]")),
+        ),
+        paid=True,
+    ),
+    ToolSpec(
+        "set_threshold",
+        "PAID. Set the decision threshold on the predicted positive probability.",
+        (Param("threshold", "number", "predict positive when P(y=1) >= threshold", R("[0, 1]")),),
+        paid=True,
+    ),
+    ToolSpec(
+        "train",
+        "Free. Continue training the current model for `epochs` epochs at learning rate `lr` "
+        "(default: the model's). Very large data caps the epochs of one call; the result says so.",
+        (
+            Param("epochs", "integer", "epochs to train", R("[1, 100]")),
+            Param("lr", "number", "learning rate for this call", R("(0, 1]"), required=False),
+        ),
+    ),
+    ToolSpec(
+        "eval_on_val",
+        "Free. Validation F1, precision, recall and PR-AUC of the current model at the current threshold.",
+    ),
+    ToolSpec(
+        "sweep_thresholds",
+        "Free. Find the threshold with the best validation F1 and set it. Without `num_points` the "
+        "search is exact (every distinct score); with it, an evenly spaced grid on [0, 1].",
+        (Param("num_points", "integer", "grid size", R("[2, 10000]"), required=False),),
+    ),
+    ToolSpec("get_budget", "Free. Paid actions used and remaining, and the paid actions taken so far."),
+    ToolSpec(
+        "submit_answer",
+        "Submit the current model and threshold for grading on the hidden test split. Ends the episode.",
+    ),
+)
+
+TOOLS_BY_NAME: dict[str, ToolSpec] = {spec.name: spec for spec in TOOLS}
+PAID_TOOLS: tuple[str, ...] = tuple(spec.name for spec in TOOLS if spec.paid)
+FREE_TOOLS: tuple[str, ...] = tuple(spec.name for spec in TOOLS if not spec.paid)

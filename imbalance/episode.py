@@ -1,0 +1,102 @@
+"""One episode: an agent plays the environment through a recording Toolbox.
+
+The runner, not the agent, decides when the episode ends: after submit_answer; when the
+agent returns or hits a limit (the runner then submits for it: `auto_submitted`); or when
+the agent fails for infrastructure reasons (`error`, not graded).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from imbalance.agents.base import Agent, AgentFailure, EpisodeLimit
+from imbalance.env.environment import Grade, ImbalanceEnv, ToolResult
+from imbalance.env.tools import TOOLS, ToolSpec
+
+OnCall = Callable[[dict, dict], None]  # (record, metrics after the call)
+
+
+@dataclass
+class EpisodeResult:
+    termination_reason: str  # submitted | auto_submitted | error
+    grade: Grade | None
+    records: list[dict]
+    steps_used: int
+    tool_calls: int
+    invalid_tool_calls: int
+    wall_seconds: float
+    limit: str | None = None
+    error_message: str | None = None
+    agent_metrics: dict[str, float] = field(default_factory=dict)  # e.g. tokens of LLM backends
+    agent_artifacts: dict[str, Any] = field(default_factory=dict)  # e.g. transcript.json
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.grade and self.grade.passed)
+
+
+class RecordingToolbox:
+    """The Toolbox agents see: forwards to the env, records every call, enforces max_tool_calls."""
+
+    specs: tuple[ToolSpec, ...] = TOOLS
+
+    def __init__(self, env: ImbalanceEnv, on_call: OnCall | None = None):
+        self.env = env
+        self.records: list[dict] = []
+        self.on_call = on_call
+
+    def call(self, tool: str, arguments: Any = None) -> ToolResult:
+        if self.env.truncated:
+            raise EpisodeLimit("max_tool_calls", f"{self.env.budget.max_tool_calls} tool calls made")
+        result = self.env.call(tool, arguments)
+        record = {
+            "index": len(self.records),
+            "tool": result.tool,
+            "arguments": result.arguments,
+            "paid": result.paid,
+            "charged": result.charged,
+            "invalid": result.invalid,
+            ("error" if result.is_error else "result"): result.output,
+        }
+        self.records.append(record)
+        if self.on_call is not None:
+            self.on_call(record, self.env.metrics())
+        return result
+
+
+def play(env: ImbalanceEnv, agent: Agent, *, on_call: OnCall | None = None, reset: bool = True) -> EpisodeResult:
+    """Reset the env (training the baseline), let the agent play, and grade."""
+    started = time.perf_counter()
+    if reset:
+        env.reset()
+    toolbox = RecordingToolbox(env, on_call)
+    limit = error = None
+    try:
+        agent.run(toolbox)
+    except EpisodeLimit as exc:
+        limit = exc.limit
+    except AgentFailure as exc:
+        error = str(exc) or type(exc).__name__
+    if error is None and not env.done:
+        env.submit(auto=True)
+    if error is not None:
+        reason = "error"
+    elif env.state.auto_submitted:
+        reason = "auto_submitted"
+    else:
+        reason = "submitted"
+    return EpisodeResult(
+        termination_reason=reason,
+        grade=env.state.grade if error is None else None,
+        records=toolbox.records,
+        steps_used=env.state.steps_used,
+        tool_calls=len(toolbox.records),
+        invalid_tool_calls=sum(1 for r in toolbox.records if r["invalid"]),
+        wall_seconds=time.perf_counter() - started,
+        limit=limit,
+        error_message=error,
+        agent_metrics=dict(getattr(agent, "metrics", {}) or {}),
+        agent_artifacts=dict(getattr(agent, "artifacts", {}) or {}),
+    )

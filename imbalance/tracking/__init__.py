@@ -1,0 +1,1 @@
+"""Everything MLflow: the store location, one run per episode, batched logging."""

@@ -1,0 +1,61 @@
+"""Where runs go: the embedded store (SQLite + artifacts under ./mlruns) or a tracking server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_DIR = "mlruns"
+
+
+def resolve_tracking_uri(tracking_uri: str | None, workdir: Path | None = None) -> str:
+    """`None` means the embedded store in `<workdir>/mlruns/mlflow.db`."""
+    if tracking_uri:
+        return tracking_uri
+    root = (workdir or Path.cwd()) / DEFAULT_DIR
+    return f"sqlite:///{root.resolve() / 'mlflow.db'}"
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of the embedded store sit beside its database; a server decides its own."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///") :])
+        return (db.parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def ui_command(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri}"
+    uri = tracking_uri
+    cwd_db = f"sqlite:///{(Path.cwd() / DEFAULT_DIR / 'mlflow.db').resolve()}"
+    if uri == cwd_db:
+        uri = f"sqlite:///{DEFAULT_DIR}/mlflow.db"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def prepare_store(tracking_uri: str) -> None:
+    """Create the folder and the database once (a fresh SQLite store migrated by several
+    processes at once races; callers run this in the parent before any job starts)."""
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri).search_experiments(max_results=1)
+
+
+def ensure_experiment(client, name: str, tracking_uri: str) -> str:
+    """The experiment id for `name`, created if needed (safe when two processes race)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri))
+    except MlflowException:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id

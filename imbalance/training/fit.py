@@ -18,9 +18,6 @@ from imbalance.training.module import BinaryClassifier
 
 for _name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
     logging.getLogger(_name).setLevel(logging.WARNING)
-# Lightning suggests workers and a sampler for DataLoaders; ours is neither, on purpose.
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*barebones.*")
 
 
 class TensorBatches:
@@ -67,7 +64,10 @@ def fit(model: BinaryClassifier, X: torch.Tensor, y: torch.Tensor, *, epochs: in
     generator = torch.Generator().manual_seed(seed)
     batches = TensorBatches(X, y, batch_size, generator)
     with warnings.catch_warnings():
+        # Lightning's advice on DataLoader workers and barebones mode does not apply here.
         warnings.simplefilter("ignore", category=UserWarning)
+        # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds once per batch.
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
         make_trainer(epochs).fit(model, train_dataloaders=batches)
     model.eval()
 

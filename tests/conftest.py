@@ -1,0 +1,68 @@
+"""Shared fixtures: composed configs, small tasks, a generated credit-card file, CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from imbalance.config import register_schemas, to_objects
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Small enough for seconds per episode, large enough for a few positives in every split.
+SMALL = ["source.n_train=3000", "source.n_val=1000", "source.n_test=1000"]
+
+register_schemas()
+
+
+def compose_cfg(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def make_env(*overrides: str):
+    from imbalance.data import load_splits
+    from imbalance.env.environment import ImbalanceEnv
+
+    config = to_objects(compose_cfg(*SMALL, *overrides))
+    splits = load_splits(config.source, config.seed)
+    return ImbalanceEnv(splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed)
+
+
+@pytest.fixture
+def env():
+    e = make_env()
+    e.reset()
+    return e
+
+
+@pytest.fixture(scope="session")
+def creditcard_csv(tmp_path_factory) -> Path:
+    """A 6,000-row file in the credit-card schema, with 60 frauds and 25 duplicate rows."""
+    from imbalance.data.creditcard_like import write_creditcard_like
+
+    return write_creditcard_like(tmp_path_factory.mktemp("kaggle") / "creditcard.csv", rows=6000, frauds=60, duplicates=25, seed=1)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_", "KAGGLE"))}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m imbalance.run ARGS` exactly as a user types it, in `cwd`."""
+    return subprocess.run(
+        [sys.executable, "-m", "imbalance.run", *args],
+        cwd=cwd,
+        env=env if env is not None else cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

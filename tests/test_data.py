@@ -1,0 +1,194 @@
+"""Sources, stratified splitting and train-only scaling."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imbalance.config import CsvSource, KaggleSource, SyntheticSource
+from imbalance.data import load_splits
+from imbalance.data import tabular
+from imbalance.data.splits import split_and_scale
+from imbalance.data.synthetic import bayes_optimal_f1
+from imbalance.errors import UsageError
+
+
+def test_synthetic_sizes_classes_and_separation():
+    cfg = SyntheticSource(n_train=4000, n_val=1000, n_test=1000, n_features=3, separation=2.0, minority_frac=0.05)
+    s = load_splits(cfg, seed=3)
+    assert (len(s.train), len(s.val), len(s.test)) == (4000, 1000, 1000)
+    assert s.train.X.shape == (4000, 3) and s.train.X.dtype == np.float32
+    for part in (s.train, s.val, s.test):
+        assert part.positives / len(part) == pytest.approx(0.05, abs=0.002)  # stratified
+    gap = s.train.X[s.train.y == 1].mean(0) - s.train.X[s.train.y == 0].mean(0)
+    assert np.all(gap > 1.5)  # ~2.0 before scaling, a bit less after
+
+
+def test_same_seed_same_splits_other_seed_other_splits():
+    cfg = SyntheticSource(n_train=500, n_val=200, n_test=200)
+    a, b, c = load_splits(cfg, 1), load_splits(cfg, 1), load_splits(cfg, 2)
+    assert np.array_equal(a.test.X, b.test.X) and np.array_equal(a.train.y, b.train.y)
+    assert not np.array_equal(a.test.X, c.test.X)
+
+
+def test_bayes_optimal_f1_matches_the_known_value_and_a_large_sample():
+    cfg = SyntheticSource()
+    assert bayes_optimal_f1(cfg) == pytest.approx(0.5726, abs=0.001)
+    # The Bayes rule thresholds sum(x); a large sample at that threshold reaches the same F1.
+    rng = np.random.default_rng(0)
+    n, d, pi = 2_000_000, 4, 0.03
+    y = rng.random(n) < pi
+    s = rng.standard_normal(n) + y * 1.2 * np.sqrt(d)
+    f1s = []
+    for t in np.linspace(1.0, 3.5, 251):
+        pred = s >= t
+        tp = np.count_nonzero(pred & y)
+        f1s.append(2 * tp / (pred.sum() + y.sum()))
+    assert max(f1s) == pytest.approx(bayes_optimal_f1(cfg), abs=0.005)
+
+
+def _test_row_indices(y: np.ndarray, seed: int) -> np.ndarray:
+    """Which raw rows land in TEST: split a row-index feature; scaling is monotone, so ranks recover it."""
+    idx = np.arange(len(y), dtype=np.float64)[:, None]
+    s = split_and_scale(idx, y, val_size=0.2, test_size=0.2, seed=seed, feature_names=("i",), description="")
+    scaled = np.concatenate([s.train.X[:, 0], s.val.X[:, 0], s.test.X[:, 0]])
+    ranks = np.argsort(np.argsort(scaled))
+    return np.sort(ranks[len(s.train) + len(s.val) :])
+
+
+def test_scaler_is_fitted_on_train_only():
+    rng = np.random.default_rng(0)
+    X = rng.normal(5.0, 3.0, size=(3000, 2))
+    y = (rng.random(3000) < 0.1).astype(np.int64)
+    s = split_and_scale(X, y, val_size=0.2, test_size=0.2, seed=0, feature_names=("a", "b"), description="")
+    assert np.allclose(s.train.X.mean(0), 0, atol=1e-5) and np.allclose(s.train.X.std(0), 1, atol=1e-4)
+    test_rows = _test_row_indices(y, seed=0)
+    assert len(test_rows) == 600
+    # Moving every TEST row far away changes neither the train nor the val features.
+    X_moved = X.copy()
+    X_moved[test_rows] += 1000.0
+    s2 = split_and_scale(X_moved, y, val_size=0.2, test_size=0.2, seed=0, feature_names=("a", "b"), description="")
+    assert np.array_equal(s2.train.X, s.train.X) and np.array_equal(s2.val.X, s.val.X)
+    assert not np.array_equal(s2.test.X, s.test.X)
+
+
+def test_too_few_positives_in_a_split_is_a_usage_error():
+    y = np.zeros(1000, dtype=np.int64)
+    y[:3] = 1
+    with pytest.raises(UsageError, match="positive row"):
+        split_and_scale(np.zeros((1000, 1)), y, val_size=0.2, test_size=0.2, seed=0, feature_names=("a",), description="")
+
+
+# ------------------------------------------------------------------------------ kaggle
+def test_kaggle_from_a_file_or_its_folder_drops_duplicates_and_caches(creditcard_csv, tmp_path, monkeypatch):
+    cfg = KaggleSource(path=str(creditcard_csv), cache_dir=str(tmp_path / "cache"))
+    s = load_splits(cfg, seed=0)
+    raw = pd.read_csv(creditcard_csv)
+    assert len(raw) == 6000 and raw.duplicated().sum() == 25
+    assert len(s.train) + len(s.val) + len(s.test) == 6000 - 25
+    assert s.train.X.shape[1] == 30 and s.feature_names[0] == "Time" and s.feature_names[-1] == "Amount"
+    assert s.train.positives + s.val.positives + s.test.positives == 60
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+    # The second load reads the binary cache: parsing again would fail now.
+    monkeypatch.setattr(tabular, "_parse_kaggle", lambda path: pytest.fail("parsed the CSV again"))
+    again = load_splits(KaggleSource(path=str(creditcard_csv.parent), cache_dir=str(tmp_path / "cache")), seed=0)
+    assert np.array_equal(again.test.X, s.test.X)
+
+
+def test_kaggle_sample_n_is_stratified_and_seeded(creditcard_csv, tmp_path):
+    cfg = KaggleSource(path=str(creditcard_csv), cache_dir=str(tmp_path), sample_n=3000)
+    s = load_splits(cfg, seed=0)
+    total = len(s.train) + len(s.val) + len(s.test)
+    positives = s.train.positives + s.val.positives + s.test.positives
+    assert total == 3000 and positives == 30  # 60 of 5975 rows, halved
+    assert np.array_equal(load_splits(cfg, seed=0).val.X, s.val.X)
+    with pytest.raises(UsageError, match="sample_n=9000 is not below"):
+        load_splits(KaggleSource(path=str(creditcard_csv), cache_dir=str(tmp_path), sample_n=9000), seed=0)
+
+
+def seed_kagglehub_cache(root: Path, csv: Path) -> None:
+    """The layout kagglehub 1.0 checks for a versioned dataset handle: files plus a marker."""
+    folder = root / "datasets" / "mlg-ulb" / "creditcardfraud"
+    (folder / "versions" / "3").mkdir(parents=True)
+    (folder / "versions" / "3" / "creditcard.csv").write_bytes(csv.read_bytes())
+    (folder / "3.complete").touch()
+
+
+def test_kaggle_through_a_seeded_kagglehub_cache(creditcard_csv, tmp_path, monkeypatch):
+    seed_kagglehub_cache(tmp_path / "kh", creditcard_csv)
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kh"))
+    s = load_splits(KaggleSource(cache_dir=str(tmp_path / "cache")), seed=0)
+    assert len(s.train) + len(s.val) + len(s.test) == 6000 - 25
+
+
+def test_kaggle_offline_without_a_file_says_how_to_provide_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # closed port: no network, fast
+    with pytest.raises(UsageError, match="source.path=/path/to/creditcard.csv"):
+        load_splits(KaggleSource(cache_dir=str(tmp_path)), seed=0)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("a,b,Class\n1,2,0\n", "missing column"),
+        ("", "could not read"),
+    ],
+)
+def test_kaggle_malformed_files(tmp_path, content, message):
+    path = tmp_path / "creditcard.csv"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        load_splits(KaggleSource(path=str(path), cache_dir=str(tmp_path)), seed=0)
+
+
+def test_kaggle_missing_path(tmp_path):
+    with pytest.raises(UsageError, match="no such file"):
+        load_splits(KaggleSource(path=str(tmp_path / "nope.csv")), seed=0)
+
+
+# --------------------------------------------------------------------------------- csv
+def write_csv(path: Path, n: int = 2000, positives: int = 100, label: str = "target", **extra_columns) -> Path:
+    rng = np.random.default_rng(0)
+    y = np.array(["fraud"] * positives + ["ok"] * (n - positives))
+    frame = pd.DataFrame({"f1": rng.normal(size=n), "f2": rng.normal(size=n) + (y == "fraud"), label: y, **extra_columns})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_csv_minority_class_is_the_positive_class(tmp_path):
+    path = write_csv(tmp_path / "d.csv")
+    s = load_splits(CsvSource(path=str(path), label="target", cache_dir=str(tmp_path)), seed=0)
+    assert s.feature_names == ("f1", "f2")
+    assert s.train.positives + s.val.positives + s.test.positives == 100
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: write_csv(p, label="y"), "no label column 'target'"),
+        (lambda p: p.write_text("f1,target\n1,a\n2,b\n3,c\n"), "exactly two classes; found 3"),
+        (lambda p: p.write_text("f1,target\n1,a\n2,a\n"), "exactly two classes; found 1"),
+        (lambda p: write_csv(p, city=["x"] * 2000), "non-numeric feature column"),
+        (lambda p: write_csv(p, f3=[np.nan] + [1.0] * 1999), "missing values in f3"),
+        (lambda p: write_csv(p, positives=4), "positive row"),
+        (lambda p: p.write_bytes(b"\x00\x01\x02garbage\n\xff"), "could not read|no label column|exactly two"),
+    ],
+)
+def test_csv_bad_files_are_usage_errors(tmp_path, make, message):
+    path = tmp_path / "d.csv"
+    make(path)
+    with pytest.raises(UsageError, match=message):
+        load_splits(CsvSource(path=str(path), label="target", cache_dir=str(tmp_path)), seed=0)
+
+
+def test_csv_needs_a_path():
+    with pytest.raises(UsageError, match="source.path"):
+        load_splits(CsvSource(), seed=0)

@@ -113,6 +113,48 @@ class RandomAgent:
     max_calls: int = _f(12, "[1, 10000]")  # tool calls before it submits
 
 
+@dataclass
+class LLMAgent:
+    """Shared by the LLM backends; the conversation runner reads these."""
+
+    name: str = "anthropic"
+    model: str = "claude-haiku-4-5-20251001"
+    base_url: Optional[str] = None  # null = the provider's public API
+    api_key_env: str = "ANTHROPIC_API_KEY"  # the key is read from this variable, never stored
+    max_tokens: int = _f(1024, "[1, 200000]")  # output tokens per call
+    temperature: Optional[float] = _f(None, "[0, 2]")  # null = the provider's default
+    top_p: Optional[float] = _f(None, "(0, 1]")
+    max_retries: int = _f(4, "[0, 20]")  # SDK retries with backoff (429, 5xx, 529, connection)
+    timeout_s: float = _f(60.0, "(0, 3600]")  # per request
+    token_budget: Optional[int] = _f(300_000, "[1, inf)")  # input+output tokens per episode; null = none
+    wall_clock_s: Optional[float] = _f(900.0, "(0, inf)")  # per episode; null = none
+    history: bool = False  # list earlier episodes' paid-action sets and ask for a new one
+    submit_after_sweep: bool = False  # the original runner submitted right after sweep_thresholds
+    prompt_caching: bool = True  # Anthropic: cache the stable prefix (tools + system prompt)
+
+
+@dataclass
+class AnthropicAgent(LLMAgent):
+    name: str = "anthropic"
+
+
+@dataclass
+class OpenAIAgent(LLMAgent):
+    name: str = "openai"
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"
+    prompt_caching: bool = False  # OpenAI caches long prefixes by itself
+
+
+@dataclass
+class ReplayAgent:
+    """Re-executes a recorded episode's tool calls, without any LLM."""
+
+    name: str = "replay"
+    run_id: Optional[str] = None  # an MLflow run in mlflow.tracking_uri
+    path: Optional[str] = None  # or a tool_calls.json file
+
+
 # --------------------------------------------------------------------------- tracking
 @dataclass
 class MlflowSettings:
@@ -137,7 +179,13 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "source": {"synthetic": SyntheticSource, "kaggle": KaggleSource, "csv": CsvSource},
     "model": {"logreg": LogregModel, "mlp": MlpModel},
     "budget": {"default": Budget},
-    "agent": {"heuristic": HeuristicAgent, "random": RandomAgent},
+    "agent": {
+        "heuristic": HeuristicAgent,
+        "random": RandomAgent,
+        "anthropic": AnthropicAgent,
+        "openai": OpenAIAgent,
+        "replay": ReplayAgent,
+    },
 }
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -41,18 +41,33 @@ def run_episode(cfg: DictConfig) -> dict[str, Any]:
     config: Config = to_objects(cfg)
     choices = hydra_choices(cfg)
 
-    from imbalance.agents import make_agent
+    from imbalance.agents import AgentContext, make_agent, require_api_key
     from imbalance.console import EpisodeConsole
     from imbalance.data import load_splits
     from imbalance.env.environment import ImbalanceEnv
     from imbalance.episode import play
+    from imbalance.tracking.store import resolve_tracking_uri
 
-    agent = make_agent(config.agent, seed=derive_seed(config.seed, "agent"))
+    require_api_key(config.agent)  # before minutes of data loading
+    tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
     splits = load_splits(config.source, config.seed)
     env = ImbalanceEnv(splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed)
+    context = AgentContext(
+        seed=derive_seed(config.seed, "agent"),
+        tau=config.tau,
+        max_steps=config.budget.max_steps,
+        conv_steps=config.budget.conv_steps,
+        source=splits.description,
+        tracking_uri=tracking_uri,
+        history=_history(config, tracking_uri) if getattr(config.agent, "history", False) else [],
+    )
+    agent = make_agent(config.agent, context)
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker = _start_run(config, choices, resolved) if config.mlflow.enabled else None
+    tracker = _start_run(config, choices, resolved, tracking_uri) if config.mlflow.enabled else None
+    tracer = _tracer(tracker) if tracker is not None and getattr(agent, "traced", False) else None
+    if tracer is not None:
+        agent.tracer = tracer
     console = EpisodeConsole(config.budget.max_steps)
     console.header(
         f"episode: agent={choices['agent']} source={choices['source']} model={choices['model']} seed={config.seed} "
@@ -66,7 +81,13 @@ def run_episode(cfg: DictConfig) -> dict[str, Any]:
             tracker.log_step(record["index"], metrics)
 
     try:
-        result = play(env, agent, on_call=on_call)
+        if tracer is None:
+            result = play(env, agent, on_call=on_call)
+        else:
+            with tracer.episode(f"episode {choices['agent']} seed={config.seed}", {"tau": config.tau, "seed": config.seed}) as root:
+                result = play(env, agent, on_call=on_call)
+                root.set_outputs({"termination_reason": result.termination_reason, "test_f1": result.grade.test_f1 if result.grade else None})
+            tracer.flush()
     except BaseException as exc:  # a bug or Ctrl-C: never leave the run RUNNING
         if tracker is not None:
             _abort_run(tracker, exc)
@@ -93,11 +114,10 @@ def run_episode(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def _start_run(config: Config, choices: dict[str, str], resolved: dict):
+def _start_run(config: Config, choices: dict[str, str], resolved: dict, uri: str):
     from imbalance.tracking.episode_run import EpisodeRun
-    from imbalance.tracking.store import prepare_store, resolve_tracking_uri
+    from imbalance.tracking.store import prepare_store
 
-    uri = resolve_tracking_uri(config.mlflow.tracking_uri)
     prepare_store(uri)
     tracker = EpisodeRun(uri, config.mlflow.experiment_name)
     params = {k: v for k, v in flatten(resolved).items() if not k.startswith("mlflow.")}
@@ -122,7 +142,7 @@ def _finish_run(tracker, result, resolved: dict, env) -> None:
             test_recall=result.grade.test_recall,
             passed=float(result.grade.passed),
         )
-    tags = {"termination_reason": result.termination_reason}
+    tags = {"termination_reason": result.termination_reason, "paid_actions": json.dumps(env.state.paid_actions)}
     if result.limit:
         tags["limit"] = result.limit
     if result.error_message:
@@ -142,3 +162,16 @@ def _abort_run(tracker, exc: BaseException) -> None:
         tracker.finish(metrics={}, tags={"termination_reason": "error", "error_message": f"{type(exc).__name__}: {exc}"[:5000]}, artifacts={}, status=status)
     except Exception:  # the original error matters more than a failed bookkeeping write
         log.exception("could not mark run %s as %s", tracker.run_id, status)
+
+
+def _tracer(tracker):
+    from imbalance.tracking.tracing import MlflowTracer
+
+    return MlflowTracer(tracker.tracking_uri, tracker.experiment_id, tracker.run_id)
+
+
+def _history(config: Config, tracking_uri: str) -> list[list[dict]]:
+    """Paid-action sets of earlier finished episodes in this experiment (or sweep)."""
+    from imbalance.tracking.history import paid_action_history
+
+    return paid_action_history(tracking_uri, config.mlflow.experiment_name)

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from imbalance.agents.base import Agent, Toolbox
+from imbalance.errors import UsageError
 
-__all__ = ["Agent", "Toolbox", "make_agent"]
+__all__ = ["Agent", "AgentContext", "Toolbox", "make_agent", "require_api_key"]
+LLM_BACKENDS = ("anthropic", "openai")
 
 
-def make_agent(cfg: Any, *, seed: int) -> Agent:
-    """The agent for one episode; `seed` is the episode's agent stream."""
+@dataclass
+class AgentContext:
+    """What an agent may know besides its tools: the configuration-derived brief, never the data."""
+
+    seed: int  # the episode's agent stream
+    tau: float
+    max_steps: int
+    conv_steps: int
+    source: str = ""
+    tracking_uri: str | None = None
+    history: list[list[dict]] = field(default_factory=list)
+
+
+def require_api_key(cfg: Any) -> str | None:
+    """The LLM backend's key from the environment (checked before any data is loaded)."""
+    if cfg.name not in LLM_BACKENDS:
+        return None
+    key = os.environ.get(cfg.api_key_env, "").strip()
+    if not key:
+        raise UsageError(
+            f"agent={cfg.name} needs an API key in the environment variable {cfg.api_key_env}; export it "
+            "(for local servers that ignore it, any value), or run offline with agent=heuristic or agent=random"
+        )
+    return key
+
+
+def make_agent(cfg: Any, ctx: AgentContext) -> Agent:
     if cfg.name == "heuristic":
         from imbalance.agents.heuristic import HeuristicAgent
 
@@ -18,5 +47,33 @@ def make_agent(cfg: Any, *, seed: int) -> Agent:
     if cfg.name == "random":
         from imbalance.agents.random_agent import RandomAgent
 
-        return RandomAgent(seed=seed, max_calls=cfg.max_calls)
+        return RandomAgent(seed=ctx.seed, max_calls=cfg.max_calls)
+    if cfg.name == "replay":
+        from imbalance.agents.replay import ReplayAgent, load_records
+
+        return ReplayAgent(load_records(run_id=cfg.run_id, path=cfg.path, tracking_uri=ctx.tracking_uri))
+    if cfg.name in LLM_BACKENDS:
+        return _make_llm_agent(cfg, ctx)
     raise ValueError(f"no agent backend named {cfg.name!r}")
+
+
+def _make_llm_agent(cfg: Any, ctx: AgentContext) -> Agent:
+    from imbalance.agents.llm.conversation import Limits, LLMAgent
+    from imbalance.agents.llm.prompt import TaskBrief
+
+    key = require_api_key(cfg)
+    common = dict(
+        api_key=key, model=cfg.model, base_url=cfg.base_url, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+        top_p=cfg.top_p, max_retries=cfg.max_retries, timeout_s=cfg.timeout_s,
+    )
+    if cfg.name == "anthropic":
+        from imbalance.agents.llm.anthropic_api import AnthropicBackend
+
+        backend = AnthropicBackend(**common, prompt_caching=cfg.prompt_caching)
+    else:
+        from imbalance.agents.llm.openai_api import OpenAIBackend
+
+        backend = OpenAIBackend(**common, seed=ctx.seed)
+    brief = TaskBrief(tau=ctx.tau, max_steps=ctx.max_steps, conv_steps=ctx.conv_steps, source=ctx.source, history=ctx.history if cfg.history else [])
+    limits = Limits(conv_steps=ctx.conv_steps, token_budget=cfg.token_budget, wall_clock_s=cfg.wall_clock_s, max_retries=cfg.max_retries)
+    return LLMAgent(cfg.name, backend, brief, limits, submit_after_sweep=cfg.submit_after_sweep, secret=key)

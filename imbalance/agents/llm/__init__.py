@@ -1,0 +1,1 @@
+"""LLM agents: one conversation runner, one adapter per provider API."""

@@ -1,0 +1,137 @@
+"""The conversation runner shared by every LLM backend.
+
+One episode: the prompt from the configuration, at most `budget.conv_steps` assistant turns,
+every tool call of a turn executed in order and answered in the next message (errors as
+error results, never exceptions), the budget reminder after each turn. It ends when the
+agent submits, stops calling tools, or reaches a limit (turns, tokens, wall clock); the
+episode runner then submits for it. API failures that outlive the retries end the episode
+with termination_reason=error (AgentFailure), so they never count as the agent's failure.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from imbalance.agents.base import AgentFailure, EpisodeLimit, Toolbox
+from imbalance.agents.llm.backend import ChatBackend, MalformedReply, Reply, Usage
+from imbalance.agents.llm.prompt import SYSTEM_PROMPT, TaskBrief, budget_reminder, task_prompt
+from imbalance.tracking.tracing import NullTracer
+
+MAX_RESULT_CHARS = 4000  # longer tool output is cut, with a marker, before it reaches the model
+MALFORMED_BACKOFF_S = 0.5
+
+
+@dataclass(frozen=True)
+class Limits:
+    conv_steps: int
+    token_budget: int | None
+    wall_clock_s: float | None
+    max_retries: int  # for malformed 200 replies, which the SDKs do not retry
+
+
+class LLMAgent:
+    traced = True  # the runner gives it an MLflow tracer
+
+    def __init__(self, name: str, backend: ChatBackend, brief: TaskBrief, limits: Limits, *,
+                 submit_after_sweep: bool = False, tracer: Any = None, secret: str | None = None):
+        self.name, self.backend, self.brief, self.limits = name, backend, brief, limits
+        self.submit_after_sweep = submit_after_sweep
+        self.tracer = tracer or NullTracer()
+        self._secret = secret
+        self.usage = Usage()
+        self.llm_calls = 0
+        self.transcript: dict[str, Any] = {}
+
+    # what the episode runner logs
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {**{k: float(v) for k, v in vars(self.usage).items()}, "llm_calls": float(self.llm_calls)}
+
+    @property
+    def artifacts(self) -> dict[str, Any]:
+        return {"transcript.json": self._redact(self.transcript)}
+
+    def run(self, tools: Toolbox) -> None:
+        try:
+            self._converse(tools)
+        except AgentFailure as exc:
+            raise AgentFailure(self._redact(str(exc))) from None
+
+    def _converse(self, tools: Toolbox) -> None:
+        started = time.monotonic()
+        request = self.backend.begin(SYSTEM_PROMPT, task_prompt(self.brief, tools.specs), tools.specs)
+        self.transcript = {"provider": self.backend.provider, "request": request, "messages": self.backend.messages, "responses": [], "errors": []}
+        steps_used = 0
+        for turn in range(self.limits.conv_steps):
+            self._check_limits(started)
+            reply = self._send(turn)
+            self.backend.add_reply(reply)
+            if not reply.tool_calls:
+                return  # the agent stopped calling tools: the runner submits
+            results = []
+            for call in reply.tool_calls:
+                with self.tracer.span(call.name, "TOOL", inputs={"arguments": call.arguments}) as span:
+                    result = tools.call(call.name, call.arguments)
+                    span.set_outputs(result.output)
+                steps_used += int(result.charged)
+                if call.name == "submit_answer" and not result.is_error:
+                    return
+                if self.submit_after_sweep and call.name == "sweep_thresholds" and not result.is_error:
+                    tools.call("submit_answer")
+                    return
+                results.append((call, _content(result.output), result.is_error))
+            self.backend.add_results(results, budget_reminder(self.brief.max_steps, steps_used))
+        raise EpisodeLimit("conv_steps", f"{self.limits.conv_steps} assistant turns used")
+
+    def _check_limits(self, started: float) -> None:
+        if self.limits.token_budget is not None and self.usage.total >= self.limits.token_budget:
+            raise EpisodeLimit("token_budget", f"{self.usage.total} tokens used of {self.limits.token_budget}")
+        if self.limits.wall_clock_s is not None and time.monotonic() - started >= self.limits.wall_clock_s:
+            raise EpisodeLimit("wall_clock", f"{self.limits.wall_clock_s} s elapsed")
+
+    def _send(self, turn: int) -> Reply:
+        """One API call; malformed 200 replies are retried like the SDK retries errors."""
+        for attempt in range(self.limits.max_retries + 1):
+            with self.tracer.span(f"{self.backend.provider}.chat", "CHAT_MODEL", inputs={"turn": turn, "messages": self.backend.messages[-2:]}) as span:
+                try:
+                    reply = self.backend.send()
+                except MalformedReply as exc:
+                    self.transcript["errors"].append({"turn": turn, "attempt": attempt, "error": str(exc)})
+                    span.set_attribute("error", str(exc))
+                    if attempt == self.limits.max_retries:
+                        raise AgentFailure(f"{exc} (after {self.limits.max_retries} retries)") from None
+                    time.sleep(min(MALFORMED_BACKOFF_S * 2**attempt, 8.0))
+                    continue
+                except AgentFailure as exc:
+                    self.transcript["errors"].append({"turn": turn, "attempt": attempt, "error": str(exc)})
+                    raise
+                self.llm_calls += 1
+                self.usage.add(reply.usage)
+                self.transcript["responses"].append({"turn": turn, **reply.raw})
+                span.set_outputs(reply.raw)
+                span.set_attribute("mlflow.chat.tokenUsage", {
+                    "input_tokens": reply.usage.input_tokens + reply.usage.cache_read_input_tokens + reply.usage.cache_creation_input_tokens,
+                    "output_tokens": reply.usage.output_tokens,
+                    "total_tokens": reply.usage.total,
+                })
+                return reply
+        raise AssertionError("unreachable")
+
+    def _redact(self, value: Any) -> Any:
+        """Defence in depth: the key never enters a request body, but scrub it anyway."""
+        if not self._secret:
+            return value
+        text = json.dumps(value, default=str)
+        if self._secret not in text:
+            return value
+        return json.loads(text.replace(self._secret, "[REDACTED]"))
+
+
+def _content(output: dict) -> str:
+    text = json.dumps(output, default=str)
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + f"...<truncated {len(text) - MAX_RESULT_CHARS} chars>"
+    return text

@@ -1,0 +1,70 @@
+"""MLflow tracing: one trace per LLM episode, its spans the LLM calls and the tool calls.
+
+Spans are made by hand (not by SDK autologging), so both providers look alike, nothing but
+the request body and the response is recorded (no headers, no key), and an episode is one
+trace linked to its run (the Traces tab of the run shows it).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+# Offline: MLflow would otherwise fetch a model-pricing catalog from the network for LLM
+# spans and stall about 7 s before giving up.
+os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
+
+
+class NullSpan:
+    def set_outputs(self, outputs: Any) -> None:
+        pass
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+
+class NullTracer:
+    """Used when tracking is off, and for offline agents."""
+
+    @contextmanager
+    def episode(self, name: str, inputs: dict) -> Iterator[NullSpan]:
+        yield NullSpan()
+
+    @contextmanager
+    def span(self, name: str, kind: str, inputs: Any = None) -> Iterator[NullSpan]:
+        yield NullSpan()
+
+    def flush(self) -> None:
+        pass
+
+
+class MlflowTracer:
+    def __init__(self, tracking_uri: str, experiment_id: str, run_id: str):
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri)  # the trace exporter reads the global URI
+        self.mlflow = mlflow
+        self.experiment_id, self.run_id = experiment_id, run_id
+
+    @contextmanager
+    def episode(self, name: str, inputs: dict) -> Iterator[Any]:
+        from mlflow.entities import SpanType
+        from mlflow.entities.trace_location import MlflowExperimentLocation
+
+        with self.mlflow.start_span(
+            name, span_type=SpanType.AGENT, run_id=self.run_id, trace_destination=MlflowExperimentLocation(self.experiment_id)
+        ) as span:
+            span.set_inputs(inputs)
+            yield span
+
+    @contextmanager
+    def span(self, name: str, kind: str, inputs: Any = None) -> Iterator[Any]:
+        with self.mlflow.start_span(name, span_type=kind) as span:
+            if inputs is not None:
+                span.set_inputs(inputs)
+            yield span
+
+    def flush(self) -> None:
+        """Before the run ends: traces are exported asynchronously."""
+        self.mlflow.flush_trace_async_logging()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imbalance.agents import make_agent
+from imbalance.agents import AgentContext, make_agent
 from imbalance.agents.heuristic import HeuristicAgent
 from imbalance.agents.random_agent import RandomAgent
 from imbalance.config import SyntheticSource, to_objects
@@ -20,7 +20,8 @@ from tests.conftest import compose_cfg, make_env
 def episode_f1(agent_name: str, seed: int, *overrides: str) -> float:
     config = to_objects(compose_cfg(f"agent={agent_name}", f"seed={seed}", *overrides))
     env = ImbalanceEnv(load_splits(config.source, seed), model=config.model, budget=config.budget, tau=config.tau, seed=seed)
-    result = play(env, make_agent(config.agent, seed=derive_seed(seed, "agent")))
+    ctx = AgentContext(seed=derive_seed(seed, "agent"), tau=config.tau, max_steps=config.budget.max_steps, conv_steps=config.budget.conv_steps)
+    result = play(env, make_agent(config.agent, ctx))
     assert result.termination_reason == "submitted"
     return result.grade.test_f1
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from imbalance.agents.base import Toolbox
 from imbalance.errors import UsageError
+from imbalance.tracking.store import download_artifact
 
 
 def load_records(*, run_id: str | None, path: str | None, tracking_uri: str | None) -> list[dict]:
@@ -21,7 +22,7 @@ def load_records(*, run_id: str | None, path: str | None, tracking_uri: str | No
         if not file.is_file():
             raise UsageError(f"agent.path={path}: no such file; point it at a tool_calls.json artifact")
     else:
-        file = _download(run_id, tracking_uri)
+        file = download_artifact(tracking_uri, run_id, "tool_calls.json")
     try:
         records = json.loads(file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -29,23 +30,6 @@ def load_records(*, run_id: str | None, path: str | None, tracking_uri: str | No
     if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("tool"), str) for r in records):
         raise UsageError(f"{file} is not a tool_calls.json record: expected a list of objects with a 'tool' name")
     return records
-
-
-def _download(run_id: str, tracking_uri: str | None) -> Path:
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException:
-        raise UsageError(f"agent.run_id={run_id}: no such run in {tracking_uri}; check the id (mlflow ui) or set mlflow.tracking_uri") from None
-    try:
-        return Path(client.download_artifacts(run_id, "tool_calls.json", tempfile.mkdtemp(prefix="imbalance-replay-")))
-    except (MlflowException, OSError):
-        raise UsageError(f"run {run_id} has no tool_calls.json artifact to replay") from None
 
 
 class ReplayAgent:

@@ -1,1 +1,13 @@
-"""Everything MLflow: the store location, one run per episode, batched logging."""
+"""Everything MLflow: the store location, one run per episode, batched logging, traces.
+
+Every module of the project that touches MLflow imports it through this package, so these
+defaults are set before MLflow reads them (users can still override both variables).
+"""
+
+import os
+
+# MLflow logs its database migrations at INFO; the episode account is what users read.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# Offline: for LLM spans MLflow would fetch a model-pricing catalog from the network and
+# stall about 7 s before giving up; "" selects the bundled catalog.
+os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")

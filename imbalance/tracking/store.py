@@ -59,3 +59,26 @@ def ensure_experiment(client, name: str, tracking_uri: str) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def download_artifact(tracking_uri: str | None, run_id: str, name: str) -> Path:
+    """A run's artifact as a local file; UsageError when the store, run or artifact is missing."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from imbalance.errors import UsageError
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise UsageError(f"no MLflow store at {uri[len('sqlite:///'):]}; run from the folder that holds mlruns/ or set mlflow.tracking_uri")
+    client = MlflowClient(uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise UsageError(f"no run {run_id} in {uri}; check the id (mlflow ui) or set mlflow.tracking_uri") from None
+    try:
+        return Path(client.download_artifacts(run_id, name, tempfile.mkdtemp(prefix="imbalance-")))
+    except (MlflowException, OSError):
+        raise UsageError(f"run {run_id} has no {name} artifact") from None

@@ -7,13 +7,8 @@ trace linked to its run (the Traces tab of the run shows it).
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import Any, Iterator
-
-# Offline: MLflow would otherwise fetch a model-pricing catalog from the network for LLM
-# spans and stall about 7 s before giving up.
-os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
 
 
 class NullSpan:

@@ -98,7 +98,7 @@ class Budget:
     max_tool_calls: int = _f(100, "[1, 100000]")  # any agent; the runner submits after
     retrain_epochs: int = _f(5, "[1, 1000]")  # free epochs after each effective paid action
     # Bounds one train() call's work on big data: epochs are capped to this many rows seen.
-    max_train_rows_per_call: int = _f(5_000_000, "[1000, inf)")
+    max_train_rows_per_call: int = _f(2_000_000, "[1000, inf)")
 
 
 # ---------------------------------------------------------------------------- agents
@@ -168,6 +168,10 @@ class MlflowSettings:
 class Config:
     seed: int = _f(0, "[0, 4294967295]")
     tau: float = _f(0.55, "[0, 1]")
+    # Repeats of one task configuration (pass@k): only the agent's sampling stream changes.
+    trial: int = _f(0, "[0, 1000000]")
+    resume: bool = False  # skip configurations that already have a finished run
+    rerun_of: Optional[str] = None  # set by scripts/rerun.py: the run this one reruns
     source: Any = None
     model: Any = None
     budget: Budget = field(default_factory=Budget)
@@ -229,9 +233,34 @@ def _example(interval: Interval, default: Any) -> Any:
 
 
 def to_objects(cfg: Any) -> Config:
-    """DictConfig -> checked dataclasses (the only place the run converts config)."""
-    from omegaconf import OmegaConf
+    """DictConfig -> checked dataclasses (the only place the run converts config).
 
+    A config composed from conf/ is already typed. A saved, resolved config.yaml loaded
+    with --config-path/--config-name is not: each group node is then typed by its `name`.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if OmegaConf.get_type(cfg) is not Config:
+        try:
+            cfg = _structured(cfg)
+        except OmegaConfBaseException as exc:
+            raise UsageError(f"the configuration does not fit the schema: {str(exc).splitlines()[0]}") from None
     config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     check(config)
     return config
+
+
+def _structured(cfg: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    typed = OmegaConf.structured(Config)
+    for group, options in GROUP_SCHEMAS.items():
+        node = plain.get(group) or {}
+        option = node.get("name", "default") if isinstance(node, dict) else None
+        if option not in options:
+            raise UsageError(f"{group}.name must be one of {', '.join(options)}; got {option!r}")
+        typed[group] = OmegaConf.merge(OmegaConf.structured(options[option]), node)
+        plain.pop(group, None)
+    return OmegaConf.merge(typed, plain)

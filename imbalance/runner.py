@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import time
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from imbalance.config import Config, to_objects
 from imbalance.seeding import derive_seed
+from imbalance.sweep import current_parent_run_id
 
 log = logging.getLogger("imbalance")
 
@@ -36,6 +39,18 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
+NOT_IDENTITY = ("mlflow", "resume", "rerun_of")  # where and how a run is stored, not what it is
+
+
+def config_hashes(resolved: dict) -> tuple[str, str]:
+    """(config_hash, task_hash): the episode's identity (resume skips a config with a finished
+    run) and its task without the trial number (pass@k groups repeats of one task)."""
+    identity = {k: v for k, v in resolved.items() if k not in NOT_IDENTITY}
+    task = {k: v for k, v in identity.items() if k != "trial"}
+    digest = lambda tree: hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(identity), digest(task)
+
+
 def run_episode(cfg: DictConfig) -> dict[str, Any]:
     """One episode = one MLflow run. Returns the episode's summary (used by sweep callbacks)."""
     config: Config = to_objects(cfg)
@@ -50,10 +65,18 @@ def run_episode(cfg: DictConfig) -> dict[str, Any]:
 
     require_api_key(config.agent)  # before minutes of data loading
     tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    parent_run_id = current_parent_run_id()
+    if config.resume and config.mlflow.enabled:
+        done = _already_finished(config, resolved, tracking_uri, parent_run_id)
+        if done is not None:
+            return done
+    started = time.perf_counter()
     splits = load_splits(config.source, config.seed)
+    data_seconds = time.perf_counter() - started
     env = ImbalanceEnv(splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed)
     context = AgentContext(
-        seed=derive_seed(config.seed, "agent"),
+        seed=derive_seed(config.seed, f"agent/{config.trial}"),
         tau=config.tau,
         max_steps=config.budget.max_steps,
         conv_steps=config.budget.conv_steps,
@@ -63,8 +86,7 @@ def run_episode(cfg: DictConfig) -> dict[str, Any]:
     )
     agent = make_agent(config.agent, context)
 
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker = _start_run(config, choices, resolved, tracking_uri) if config.mlflow.enabled else None
+    tracker = _start_run(config, choices, resolved, tracking_uri, parent_run_id) if config.mlflow.enabled else None
     tracer = _tracer(tracker) if tracker is not None and getattr(agent, "traced", False) else None
     if tracer is not None:
         agent.tracer = tracer
@@ -106,28 +128,40 @@ def run_episode(cfg: DictConfig) -> dict[str, Any]:
     }
     hint = None
     if tracker is not None:
-        _finish_run(tracker, result, resolved, env)
+        _finish_run(tracker, result, resolved, env, data_seconds)
         from imbalance.tracking.store import ui_command
 
         hint = f"MLflow run {tracker.run_id} in experiment '{config.mlflow.experiment_name}'; browse: {ui_command(tracker.tracking_uri)}"
     console.footer(result, config.tau, hint)
+    summary["timings"] = {"data": data_seconds, **env.timings, "tracking": tracker.seconds if tracker else 0.0}
     return summary
 
 
-def _start_run(config: Config, choices: dict[str, str], resolved: dict, uri: str):
+def _start_run(config: Config, choices: dict[str, str], resolved: dict, uri: str, parent_run_id: str | None):
     from imbalance.tracking.episode_run import EpisodeRun
+    from imbalance.tracking.runs import owner_tags
     from imbalance.tracking.store import prepare_store
 
+    started = time.perf_counter()
     prepare_store(uri)
     tracker = EpisodeRun(uri, config.mlflow.experiment_name)
+    tracker.seconds = time.perf_counter() - started  # store preparation and client set-up count as tracking
     params = {k: v for k, v in flatten(resolved).items() if not k.startswith("mlflow.")}
-    tags = {"agent": choices["agent"], "source": choices["source"], "model": choices["model"]}
-    tracker.start(run_name=f"{choices['agent']}-{choices['source']}-seed{config.seed}", params=params, tags=tags)
+    config_hash, task_hash = config_hashes(resolved)
+    tags = {
+        "agent": choices["agent"], "source": choices["source"], "model": choices["model"],
+        "config_hash": config_hash, "task_hash": task_hash, **owner_tags(),
+    }
+    if config.rerun_of:
+        tags["rerun_of"] = config.rerun_of
+    trial = f"-trial{config.trial}" if config.trial else ""
+    tracker.start(run_name=f"{choices['agent']}-{choices['source']}-seed{config.seed}{trial}", params=params, tags=tags, parent_run_id=parent_run_id)
     return tracker
 
 
-def _finish_run(tracker, result, resolved: dict, env) -> None:
+def _finish_run(tracker, result, resolved: dict, env, data_seconds: float) -> None:
     metrics = {
+        "time_data_seconds": data_seconds,
         "steps_used": result.steps_used,
         "tool_calls": result.tool_calls,
         "invalid_tool_calls": result.invalid_tool_calls,
@@ -175,3 +209,38 @@ def _history(config: Config, tracking_uri: str) -> list[list[dict]]:
     from imbalance.tracking.history import paid_action_history
 
     return paid_action_history(tracking_uri, config.mlflow.experiment_name)
+
+
+def _already_finished(config: Config, resolved: dict, tracking_uri: str, parent_run_id: str | None) -> dict[str, Any] | None:
+    """resume=true: the summary of this configuration's finished run, if it has one.
+
+    A run skipped inside a resumed sweep moves under the new sweep's parent run, so the
+    sweep's summary covers every configuration exactly once.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from imbalance.tracking.runs import finished_episode, reap_dead_runs
+    from imbalance.tracking.store import ensure_experiment, prepare_store
+
+    prepare_store(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(client, config.mlflow.experiment_name, tracking_uri)
+    reap_dead_runs(client, experiment_id)
+    run = finished_episode(client, experiment_id, config_hashes(resolved)[0])
+    if run is None:
+        return None
+    old_parent = run.data.tags.get("mlflow.parentRunId")
+    if parent_run_id and old_parent != parent_run_id:
+        if old_parent:
+            client.set_tag(run.info.run_id, "previous_parent_run_id", old_parent)
+        client.set_tag(run.info.run_id, "mlflow.parentRunId", parent_run_id)
+    m = run.data.metrics
+    log.info("resume: seed=%s already finished as run %s (TEST F1 %.4f); skipped", config.seed, run.info.run_id, m.get("test_f1", float("nan")))
+    return {
+        "test_f1": m.get("test_f1"),
+        "passed": bool(m["passed"]) if "passed" in m else None,
+        "termination_reason": run.data.tags.get("termination_reason"),
+        "seed": config.seed,
+        "run_id": run.info.run_id,
+        "skipped": True,
+    }

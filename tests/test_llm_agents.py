@@ -232,3 +232,12 @@ def test_the_key_is_sent_only_as_a_header(api):
     assert requests[0]["headers"]["authorization"] == f"Bearer {KEY}" or requests[0]["headers"].get("x-api-key") == KEY
     assert all(KEY not in json.dumps(r["body"]) for r in requests)
     assert KEY not in json.dumps(agent.artifacts) and KEY not in json.dumps(result.records)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_key_echoed_by_the_server_is_redacted(api):
+    echo = {"status": 401, "json": {"type": "error", "error": {"type": "authentication_error", "message": f"Incorrect API key provided: {KEY}"}}}
+    result, _, agent = episode(api, [echo])
+    assert result.termination_reason == "error"
+    assert KEY not in result.error_message and "[REDACTED]" in result.error_message
+    assert KEY not in json.dumps(agent.artifacts)

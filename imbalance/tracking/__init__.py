@@ -11,3 +11,5 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 # Offline: for LLM spans MLflow would fetch a model-pricing catalog from the network and
 # stall about 7 s before giving up; "" selects the bundled catalog.
 os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
+# No progress bars from artifact downloads (replay, rerun) in the terminal account.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -14,8 +14,22 @@ FLUSH_SECONDS = 2.0
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch
 
 
+def _timed(method):
+    """Adds the call's duration to `self.seconds`: what tracking costs an episode (benchmarks)."""
+
+    def wrapper(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    return wrapper
+
+
 class EpisodeRun:
     def __init__(self, tracking_uri: str, experiment_name: str):
+        started = time.perf_counter()
         from mlflow.tracking import MlflowClient
 
         from imbalance.tracking.store import ensure_experiment
@@ -26,7 +40,9 @@ class EpisodeRun:
         self.run_id: str | None = None
         self._pending: list = []
         self._last_flush = time.monotonic()
+        self.seconds = time.perf_counter() - started
 
+    @_timed
     def start(self, *, run_name: str, params: dict[str, Any], tags: dict[str, str], parent_run_id: str | None = None) -> str:
         from mlflow.entities import Param, RunTag
 
@@ -40,20 +56,26 @@ class EpisodeRun:
             self.client.log_batch(self.run_id, params=items[i : i + 100])
         return self.run_id
 
+    @_timed
     def log_step(self, step: int, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         self._pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
-            self.flush()
+            self._flush()
 
+    @_timed
     def flush(self) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
         while self._pending:
             chunk, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             self.client.log_batch(self.run_id, metrics=chunk)
         self._last_flush = time.monotonic()
 
+    @_timed
     def finish(self, *, metrics: dict[str, float], tags: dict[str, str], artifacts: dict[str, Any], status: str = "FINISHED") -> None:
         """Artifacts first, then metrics and tags, then the status: a FINISHED run is complete."""
         from mlflow.entities import Metric, RunTag
@@ -65,7 +87,7 @@ class EpisodeRun:
                 self.client.log_text(self.run_id, json.dumps(content, indent=1, default=str), name)
         now = int(time.time() * 1000)
         self._pending += [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        self.flush()
+        self._flush()
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(self.run_id, status=status)
 

@@ -55,12 +55,6 @@ class LLMAgent:
         return {"transcript.json": self._redact(self.transcript)}
 
     def run(self, tools: Toolbox) -> None:
-        try:
-            self._converse(tools)
-        except AgentFailure as exc:
-            raise AgentFailure(self._redact(str(exc))) from None
-
-    def _converse(self, tools: Toolbox) -> None:
         started = time.monotonic()
         request = self.backend.begin(SYSTEM_PROMPT, task_prompt(self.brief, tools.specs), tools.specs)
         self.transcript = {"provider": self.backend.provider, "request": request, "messages": self.backend.messages, "responses": [], "errors": []}
@@ -93,21 +87,27 @@ class LLMAgent:
             raise EpisodeLimit("wall_clock", f"{self.limits.wall_clock_s} s elapsed")
 
     def _send(self, turn: int) -> Reply:
-        """One API call; malformed 200 replies are retried like the SDK retries errors."""
+        """One API call; malformed 200 replies are retried like the SDK retries errors.
+
+        Error text comes from the server and could echo the key (some APIs quote it in a 401):
+        it is redacted here, before it reaches the trace, the transcript, the tags or the log.
+        """
         for attempt in range(self.limits.max_retries + 1):
             with self.tracer.span(f"{self.backend.provider}.chat", "CHAT_MODEL", inputs={"turn": turn, "messages": self.backend.messages[-2:]}) as span:
                 try:
                     reply = self.backend.send()
                 except MalformedReply as exc:
-                    self.transcript["errors"].append({"turn": turn, "attempt": attempt, "error": str(exc)})
-                    span.set_attribute("error", str(exc))
+                    error = self._redact_text(str(exc))
+                    self.transcript["errors"].append({"turn": turn, "attempt": attempt, "error": error})
+                    span.set_attribute("error", error)
                     if attempt == self.limits.max_retries:
-                        raise AgentFailure(f"{exc} (after {self.limits.max_retries} retries)") from None
+                        raise AgentFailure(f"{error} (after {self.limits.max_retries} retries)") from None
                     time.sleep(min(MALFORMED_BACKOFF_S * 2**attempt, 8.0))
                     continue
                 except AgentFailure as exc:
-                    self.transcript["errors"].append({"turn": turn, "attempt": attempt, "error": str(exc)})
-                    raise
+                    error = self._redact_text(str(exc))
+                    self.transcript["errors"].append({"turn": turn, "attempt": attempt, "error": error})
+                    raise AgentFailure(error) from None
                 self.llm_calls += 1
                 self.usage.add(reply.usage)
                 self.transcript["responses"].append({"turn": turn, **reply.raw})
@@ -119,6 +119,9 @@ class LLMAgent:
                 })
                 return reply
         raise AssertionError("unreachable")
+
+    def _redact_text(self, text: str) -> str:
+        return text.replace(self._secret, "[REDACTED]") if self._secret else text
 
     def _redact(self, value: Any) -> Any:
         """Defence in depth: the key never enters a request body, but scrub it anyway."""

@@ -1,0 +1,216 @@
+"""Task calibration: where the random floor, the heuristic and the ceiling stand on a task,
+and which tau gives a reference agent a target pass rate.
+
+    python -m imbalance.calibrate [task overrides] [--seeds 10] [--target 0.25] [--reference heuristic]
+
+The *ceiling* is the best TEST F1 a validation-driven choice reaches within the budget:
+for each seed every paid-action set from a grid of tool arguments (at most budget.max_steps
+actions) is applied, the model trained the heuristic's way and the threshold swept; the set
+with the best validation F1 is picked and its TEST F1 is the ceiling. (The set-up a sequence
+of paid actions leaves does not depend on their order, so trying every set tries every
+sequence; a paid set_threshold never beats the free validation sweep.) The *oracle* picks by
+TEST F1 instead: the headroom no val-driven planner can reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+GRID: dict[str, list[dict | None]] = {
+    "smote": [None, {"ratio": 0.1, "k": 5}, {"ratio": 0.3, "k": 5}],
+    "set_class_weights": [None, {"beta": 0.99}, {"beta": 0.9999}],
+    "use_focal": [None, {"alpha": 0.25, "gamma": 2.0}, {"alpha": 0.75, "gamma": 2.0}],
+}
+BAND = (0.10, 0.40)  # the pass-rate band the task is designed for
+
+
+def action_sets(max_steps: int) -> list[tuple[tuple[str, dict], ...]]:
+    sets = []
+    for choice in itertools.product(*GRID.values()):
+        actions = tuple((tool, args) for tool, args in zip(GRID, choice) if args is not None)
+        if len(actions) <= max_steps:
+            sets.append(actions)
+    return sets
+
+
+def describe(actions: tuple[tuple[str, dict], ...]) -> str:
+    if not actions:
+        return "(none)"
+    return " + ".join(f"{tool}({', '.join(f'{k}={v}' for k, v in args.items())})" for tool, args in actions)
+
+
+def _evaluate(config: Any, kind: str, seed: int, detail: Any) -> dict:
+    """One episode in a worker process: the ceiling's fixed plan, or an agent."""
+    from imbalance.agents import AgentContext, make_agent
+    from imbalance.agents.heuristic import converge_and_sweep
+    from imbalance.data import load_splits
+    from imbalance.env.environment import ImbalanceEnv
+    from imbalance.episode import play
+    from imbalance.seeding import derive_seed
+
+    env = ImbalanceEnv(load_splits(config.source, seed), model=config.model, budget=config.budget, tau=config.tau, seed=seed)
+    if kind == "ceiling":
+        env.reset()
+        for tool, args in detail:
+            env.call(tool, args)
+        val_f1 = converge_and_sweep(env)
+        return {"kind": kind, "seed": seed, "actions": describe(detail), "val_f1": val_f1, "test_f1": env.submit().test_f1}
+    agent_cfg = type("AgentCfg", (), {"name": kind, "max_calls": 12})()
+    ctx = AgentContext(seed=derive_seed(seed, f"agent/{detail}"), tau=config.tau, max_steps=config.budget.max_steps, conv_steps=config.budget.conv_steps)
+    result = play(env, make_agent(agent_cfg, ctx))
+    return {"kind": kind, "seed": seed, "trial": detail, "val_f1": result.records[-1]["result"].get("val_f1") if result.records else None, "test_f1": result.grade.test_f1}
+
+
+def tau_for_pass_rate(f1s: list[float], rate: float) -> float:
+    """The bar that a `rate` share of these TEST F1 values reaches."""
+    import numpy as np
+
+    return float(np.quantile(np.asarray(f1s), 1.0 - rate))
+
+
+def pass_rate(f1s: list[float], tau: float) -> float:
+    return sum(f >= tau for f in f1s) / len(f1s) if f1s else 0.0
+
+
+def summarise(results: list[dict], *, target: float, reference: str) -> dict:
+    per_seed: dict[int, list[dict]] = {}
+    for r in results:
+        if r["kind"] == "ceiling":
+            per_seed.setdefault(r["seed"], []).append(r)
+    ceiling = [max(rs, key=lambda r: (r["val_f1"], -len(r["actions"])))["test_f1"] for _, rs in sorted(per_seed.items())]
+    oracle = [max(r["test_f1"] for r in rs) for _, rs in sorted(per_seed.items())]
+    agents = {kind: [r["test_f1"] for r in results if r["kind"] == kind] for kind in ("random", "heuristic")}
+    rows = {**agents, "ceiling": ceiling, "oracle": oracle}
+    ref = rows[reference]
+    tau = tau_for_pass_rate(ref, target)
+    band = (tau_for_pass_rate(ref, BAND[1]), tau_for_pass_rate(ref, BAND[0]))
+    chosen = {}
+    for rs in per_seed.values():
+        best = max(rs, key=lambda r: (r["val_f1"], -len(r["actions"])))
+        chosen[best["actions"]] = chosen.get(best["actions"], 0) + 1
+    return {
+        "rows": {k: {"n": len(v), "mean": statistics.fmean(v), "sd": statistics.pstdev(v), "min": min(v), "max": max(v), "values": v} for k, v in rows.items() if v},
+        "reference": reference,
+        "target": target,
+        "tau": tau,
+        "band": band,
+        "pass_rates_at_tau": {k: pass_rate(v, tau) for k, v in rows.items() if v},
+        "ceiling_choices": dict(sorted(chosen.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def format_report(summary: dict, title: str) -> str:
+    lines = [title, f"{'':24}{'n':>4} {'mean TEST F1':>13} {'sd':>7} {'min':>7} {'max':>7}"]
+    labels = {"random": "random agent", "heuristic": "heuristic agent", "ceiling": "ceiling (val-driven)", "oracle": "oracle (picks on TEST)"}
+    for key, row in summary["rows"].items():
+        lines.append(f"{labels[key]:24}{row['n']:>4} {row['mean']:>13.4f} {row['sd']:>7.4f} {row['min']:>7.4f} {row['max']:>7.4f}")
+    lines += [
+        "",
+        f"tau for a {100 * summary['target']:.0f}% pass rate of the {summary['reference']} agent: {summary['tau']:.4f}",
+        f"tau for the {100 * BAND[0]:.0f}-{100 * BAND[1]:.0f}% band: {summary['band'][0]:.4f} .. {summary['band'][1]:.4f}",
+        "pass rates at that tau: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in summary["pass_rates_at_tau"].items()),
+        "paid-action sets the ceiling chose: " + "; ".join(f"{k} x{v}" for k, v in summary["ceiling_choices"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    keys = list(summary["rows"])
+    for i, key in enumerate(keys):
+        values = summary["rows"][key]["values"]
+        jitter = np.random.default_rng(i).uniform(-0.12, 0.12, len(values))
+        ax.scatter(np.full(len(values), i) + jitter, values, s=18, alpha=0.7)
+        ax.hlines(summary["rows"][key]["mean"], i - 0.3, i + 0.3, colors="black", linewidth=2)
+    ax.axhspan(*summary["band"], color="tab:green", alpha=0.15, label=f"tau band for {100 * BAND[0]:.0f}-{100 * BAND[1]:.0f}% {summary['reference']} pass rate")
+    ax.axhline(summary["tau"], color="tab:green", linestyle="--", label=f"tau={summary['tau']:.3f} ({100 * summary['target']:.0f}% target)")
+    ax.set_xticks(range(len(keys)), keys)
+    ax.set_ylabel("TEST F1 (one point per seed)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imbalance.calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides that choose the task, e.g. source=synthetic_original")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds (data splits) to evaluate (default 10)")
+    parser.add_argument("--trials", type=int, default=3, help="random-agent episodes per seed (default 3)")
+    parser.add_argument("--target", type=float, default=0.25, help="the reference agent's target pass rate (default 0.25)")
+    parser.add_argument("--reference", choices=("heuristic", "random", "ceiling"), default="heuristic")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--out", default="reports/calibration", help="folder for calibration.json and calibration.png")
+    args = parser.parse_intermixed_args(argv)
+    if not 1 <= args.seeds <= 10_000 or not 0 <= args.trials <= 1000 or not 0 < args.target < 1 or not 1 <= args.jobs <= 256:
+        print("Error: need 1 <= --seeds <= 10000, 0 <= --trials <= 1000, 0 < --target < 1, 1 <= --jobs <= 256", file=sys.stderr)
+        return 2
+    if args.reference == "random" and args.trials == 0:
+        print("Error: --reference random needs --trials >= 1", file=sys.stderr)
+        return 2
+
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from imbalance.config import register_schemas, to_objects
+    from imbalance.errors import UsageError
+
+    register_schemas()
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            config = to_objects(compose(config_name="config", overrides=args.overrides))
+        from imbalance.data import load_splits
+
+        load_splits(config.source, 0)  # parse and cache a CSV once, before the workers need it
+    except (UsageError, HydraException) as exc:
+        print(f"Error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+    tasks = [(config, "ceiling", seed, actions) for seed in range(args.seeds) for actions in action_sets(config.budget.max_steps)]
+    tasks += [(config, "heuristic", seed, 0) for seed in range(args.seeds)]
+    tasks += [(config, "random", seed, trial) for seed in range(args.seeds) for trial in range(args.trials)]
+    title = f"Calibration: {' '.join(args.overrides) or 'defaults'} (budget.max_steps={config.budget.max_steps}, {args.seeds} seeds)"
+    print(f"{title}: {len(tasks)} episodes on {args.jobs} worker(s)", flush=True)
+
+    from joblib import Parallel, delayed
+
+    started, results = time.monotonic(), []
+    for done, result in enumerate(Parallel(n_jobs=args.jobs, return_as="generator_unordered")(delayed(_evaluate)(*t) for t in tasks), 1):
+        results.append(result)
+        if done == len(tasks) or done % max(1, len(tasks) // 20) == 0:
+            print(f"  {done}/{len(tasks)} episodes, {time.monotonic() - started:.0f} s", flush=True)
+
+    summary = summarise(results, target=args.target, reference=args.reference)
+    if config.source.name == "synthetic":
+        from imbalance.data.synthetic import bayes_optimal_f1
+
+        summary["bayes_optimal_f1"] = bayes_optimal_f1(config.source)
+    report = format_report(summary, title)
+    if "bayes_optimal_f1" in summary:
+        report += f"\nBayes-optimal F1 of this distribution: {summary['bayes_optimal_f1']:.4f}"
+    print("\n" + report)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "calibration.json").write_text(json.dumps({"overrides": args.overrides, "summary": summary, "episodes": results}, indent=1))
+    plot(summary, out / "calibration.png", title)
+    print(f"\nwrote {out / 'calibration.json'} and {out / 'calibration.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imbalance.report import TARGET_BAND as BAND  # the pass-rate band the task is designed for
+
 GRID: dict[str, list[dict | None]] = {
     "smote": [None, {"ratio": 0.1, "k": 5}, {"ratio": 0.3, "k": 5}],
     "set_class_weights": [None, {"beta": 0.99}, {"beta": 0.9999}],
     "use_focal": [None, {"alpha": 0.25, "gamma": 2.0}, {"alpha": 0.75, "gamma": 2.0}],
 }
-BAND = (0.10, 0.40)  # the pass-rate band the task is designed for
 
 
 def action_sets(max_steps: int) -> list[tuple[tuple[str, dict], ...]]:

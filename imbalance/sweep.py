@@ -60,15 +60,16 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if self.parent_run_id is None:
             return
-        from imbalance.sweep_summary import format_summary, load_children, summarise
-
-        client = self._client()
-        summary = summarise(load_children(client, self.experiment_id, self.parent_run_id))
-        print(format_summary(summary), flush=True)
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        client.log_batch(self.parent_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in summary.metrics().items()])
+        from imbalance.sweep_summary import format_summary, load_children, summary_of, sweep_metrics
+
+        client = self._client()
+        summary = summary_of(load_children(client, self.tracking_uri, self.experiment_id, self.parent_run_id))
+        print(format_summary(summary), flush=True)
+        if summary is not None:
+            now = int(time.time() * 1000)
+            client.log_batch(self.parent_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in sweep_metrics(summary).items()])
         client.set_terminated(self.parent_run_id, status="FINISHED")
         self._finished = True
 
@@ -92,7 +93,7 @@ class SweepCallback(Callback):
 
         value = getattr(job_return, "_return_value", None)
         episode = value if isinstance(value, dict) else None
-        rows = load_children(self._client(), self.experiment_id, self.parent_run_id)
+        rows = load_children(self._client(), self.tracking_uri, self.experiment_id, self.parent_run_id)
         print(progress_line(config.hydra.job.get("num"), episode, rows), flush=True)
 
     def _client(self):

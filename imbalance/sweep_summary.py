@@ -1,112 +1,60 @@
-"""The numbers a sweep reports: read from the finished child runs in MLflow."""
+"""What a sweep prints and logs: the report's numbers for the sweep's children, as one group."""
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
 from typing import Any
 
-from imbalance.stats import grouped_pass_k, wilson_interval
+from imbalance.report import Episode, GroupSummary, Source, load_episodes, summarise
 
 
-@dataclass(frozen=True)
-class Episode:
-    run_id: str
-    termination_reason: str
-    test_f1: float | None
-    passed: bool | None
-    seed: str
-    task_hash: str
+def load_children(client: Any, tracking_uri: str, experiment_id: str, parent_run_id: str) -> list[Episode]:
+    return load_episodes(client, Source(tracking_uri, "", experiment_id, parent_run_id))
 
 
-def load_children(client: Any, experiment_id: str, parent_run_id: str) -> list[Episode]:
-    from imbalance.tracking.runs import search_all
-
-    runs = search_all(client, experiment_id, f"attributes.status = 'FINISHED' AND tags.`mlflow.parentRunId` = '{parent_run_id}'")
-    episodes = []
-    for run in runs:
-        tags, metrics = run.data.tags, run.data.metrics
-        if "termination_reason" not in tags:
-            continue
-        episodes.append(Episode(
-            run_id=run.info.run_id,
-            termination_reason=tags["termination_reason"],
-            test_f1=metrics.get("test_f1"),
-            passed=bool(metrics["passed"]) if "passed" in metrics else None,
-            seed=run.data.params.get("seed", "?"),
-            task_hash=tags.get("task_hash", run.info.run_id),
-        ))
-    return episodes
+def summary_of(episodes: list[Episode]) -> GroupSummary | None:
+    groups = summarise(episodes, group_by=())
+    return groups[0] if groups else None
 
 
-@dataclass
-class Summary:
-    graded: int
-    passed: int
-    errors: int
-    interval: tuple[float, float]
-    mean_f1: float | None
-    median_f1: float | None
-    pass_k: dict[int, tuple[float, float, int]] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> int:
-        return self.graded - self.passed
-
-    @property
-    def pass_rate(self) -> float:
-        return self.passed / self.graded if self.graded else 0.0
-
-    def metrics(self) -> dict[str, float]:
-        out = {
-            "episodes": self.graded + self.errors, "passed": self.passed, "failed": self.failed, "errors": self.errors,
-            "pass_rate": self.pass_rate, "pass_rate_ci_low": self.interval[0], "pass_rate_ci_high": self.interval[1],
-        }
-        if self.mean_f1 is not None:
-            out.update(mean_test_f1=self.mean_f1, median_test_f1=self.median_f1)
-        for k, (at_k, hat_k, _) in self.pass_k.items():
-            out[f"pass_at_{k}"] = at_k
-            out[f"pass_hat_{k}"] = hat_k
-        return out
+def sweep_metrics(s: GroupSummary) -> dict[str, float]:
+    """The summary as the parent run's metrics."""
+    out = {
+        "episodes": len(s.episodes), "passed": s.passed, "failed": s.n - s.passed, "errors": s.errors,
+        "pass_rate": s.pass_rate or 0.0, "pass_rate_ci_low": s.interval[0], "pass_rate_ci_high": s.interval[1],
+    }
+    if s.graded:
+        out.update(mean_test_f1=s.mean_test_f1, median_test_f1=statistics.median(e.test_f1 for e in s.graded))
+    for k, (at_k, hat_k, _) in s.pass_k.items():
+        out[f"pass_at_{k}"] = at_k
+        out[f"pass_hat_{k}"] = hat_k
+    return out
 
 
-def summarise(episodes: list[Episode]) -> Summary:
-    graded = [e for e in episodes if e.termination_reason != "error" and e.test_f1 is not None]
-    passed = sum(bool(e.passed) for e in graded)
-    f1s = [e.test_f1 for e in graded]
-    groups: dict[str, list[bool]] = {}
-    for e in graded:
-        groups.setdefault(e.task_hash, []).append(bool(e.passed))
-    return Summary(
-        graded=len(graded),
-        passed=passed,
-        errors=len(episodes) - len(graded),
-        interval=wilson_interval(passed, len(graded)),
-        mean_f1=statistics.fmean(f1s) if f1s else None,
-        median_f1=statistics.median(f1s) if f1s else None,
-        pass_k=grouped_pass_k([(len(v), sum(v)) for v in groups.values()]),
-    )
-
-
-def format_summary(s: Summary) -> str:
+def format_summary(s: GroupSummary | None) -> str:
+    if s is None:
+        return "\n==== Sweep summary ====\nno episode finished"
+    m = sweep_metrics(s)
     lines = [
         "",
         "==== Sweep summary ====",
-        f"Passed: {s.passed}/{s.graded}",
-        f"Failed: {s.failed}",
-        f"Pass Rate: {100 * s.pass_rate:.1f}%  (95% Wilson interval {100 * s.interval[0]:.1f}%-{100 * s.interval[1]:.1f}%)",
+        f"Passed: {s.passed}/{s.n}",
+        f"Failed: {s.n - s.passed}",
+        f"Pass Rate: {100 * m['pass_rate']:.1f}%  (95% Wilson interval {100 * s.interval[0]:.1f}%-{100 * s.interval[1]:.1f}%)",
         f"Errors: {s.errors} (infrastructure; not counted as failed)",
     ]
-    if s.mean_f1 is not None:
-        lines.append(f"TEST F1: mean {s.mean_f1:.4f}, median {s.median_f1:.4f}")
-    for k, (at_k, hat_k, groups) in s.pass_k.items():
-        lines.append(f"pass@{k} {at_k:.3f}   pass^{k} {hat_k:.3f}   ({groups} task configurations with >= {max(k, 2)} episodes)")
+    if s.graded:
+        lines.append(f"TEST F1: mean {m['mean_test_f1']:.4f}, median {m['median_test_f1']:.4f}")
+    for k, (at_k, hat_k, tasks) in s.pass_k.items():
+        lines.append(f"pass@{k} {at_k:.3f}   pass^{k} {hat_k:.3f}   ({tasks} task configurations with >= {max(k, 2)} episodes)")
+    lines.append("Per-group table and plots: python -m imbalance.report --sweep <parent run id>")
     return "\n".join(lines)
 
 
 def progress_line(job_num: Any, episode: dict | None, finished: list[Episode]) -> str:
-    s = summarise(finished)
-    running = f"running pass rate {s.passed}/{s.graded}" + (f" ({100 * s.pass_rate:.0f}%)" if s.graded else "") + f", {s.errors} errors"
+    s = summary_of(finished)
+    passed, graded, errors = (s.passed, s.n, s.errors) if s else (0, 0, 0)
+    running = f"running pass rate {passed}/{graded}" + (f" ({100 * passed / graded:.0f}%)" if graded else "") + f", {errors} errors"
     if episode is None:
         return f"[job {job_num}] crashed (see its log) | {running}"
     if episode.get("termination_reason") == "error":

@@ -74,6 +74,21 @@ def ensure_experiment(client, name: str, tracking_uri: str) -> str:
         return experiment.experiment_id
 
 
+def require_store(tracking_uri: str, how: str) -> None:
+    """A local store must exist before reading from it: MlflowClient would silently create
+    an empty one (in the wrong folder), and the user would see 'no such run' instead."""
+    from imbalance.errors import UsageError
+
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri[len("sqlite:///") :])
+        if not path.is_file():
+            raise UsageError(f"no MLflow store at {path}; run from the folder that holds mlruns/ or {how}")
+    elif tracking_uri.startswith("file:") or "://" not in tracking_uri:
+        path = Path(tracking_uri.removeprefix("file://").removeprefix("file:"))
+        if not path.exists():
+            raise UsageError(f"no MLflow store at {path}; {how}")
+
+
 def download_artifact(tracking_uri: str | None, run_id: str, name: str) -> Path:
     """A run's artifact as a local file; UsageError when the store, run or artifact is missing."""
     import tempfile
@@ -84,8 +99,7 @@ def download_artifact(tracking_uri: str | None, run_id: str, name: str) -> Path:
     from imbalance.errors import UsageError
 
     uri = resolve_tracking_uri(tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
-        raise UsageError(f"no MLflow store at {uri[len('sqlite:///'):]}; run from the folder that holds mlruns/ or set mlflow.tracking_uri")
+    require_store(uri, "set mlflow.tracking_uri")
     client = MlflowClient(uri)
     try:
         client.get_run(run_id)

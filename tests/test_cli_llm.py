@@ -70,7 +70,8 @@ def test_llm_episode_through_the_command_line(api, tmp_path):
 
 def test_api_failure_ends_the_episode_in_error_and_replay_reproduces_an_llm_episode(tmp_path):
     env = cli_env(ANTHROPIC_API_KEY=KEY)
-    failing = [{"status": 500, "headers": {"retry-after-ms": "1"}, "json": {"type": "error", "error": {"type": "api_error", "message": "down"}}}] * 10
+    # The failing server quotes the key back, as some APIs do in their error messages.
+    failing = [{"status": 500, "headers": {"retry-after-ms": "1"}, "json": {"type": "error", "error": {"type": "api_error", "message": f"down for {KEY}"}}}] * 10
     with FakeLLM(list(SCRIPT)) as good, FakeLLM(failing) as bad:
         ok = run_cli(*SMALL, "agent=anthropic", f"agent.base_url={good.url}", cwd=tmp_path, env=env)
         err = run_cli(*SMALL, "agent=anthropic", f"agent.base_url={bad.url}", "agent.max_retries=1", cwd=tmp_path, env=env)

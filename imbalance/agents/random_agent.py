@@ -44,7 +44,8 @@ class RandomAgent:
             if p.name == "epochs":
                 high = min(high, MAX_RANDOM_EPOCHS)
             return int(self.rng.integers(int(low) + int(p.range.low_open), int(high) + 1 - int(p.range.high_open)))
-        value = float(self.rng.uniform(low, high))
-        if p.range.low_open and value == low:
-            value = float(np.nextafter(low, high))
+        # Three decimals, as a person would type them; never onto an open bound.
+        value = round(float(self.rng.uniform(low, high)), 3)
+        if value not in p.range:
+            value = round(low + 0.001, 3) if value <= low else round(high - 0.001, 3)
         return value

@@ -74,6 +74,7 @@ class LogregModel:
     weight_decay: float = _f(0.0, "[0, 1]")
     # The training stream's seed; null derives it from the top-level `seed`.
     seed: Optional[int] = _f(None, "[0, 4294967295]")
+    threads: Optional[int] = _f(1, "[1, 256]")  # torch intra-op threads while training; null = torch's default
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -88,6 +89,7 @@ class MlpModel:
     batch_size: int = _f(512, "[1, 1000000]")
     weight_decay: float = _f(0.0, "[0, 1]")
     seed: Optional[int] = _f(None, "[0, 4294967295]")
+    threads: Optional[int] = _f(1, "[1, 256]")
 
 
 # ---------------------------------------------------------------------------- budget

@@ -80,15 +80,37 @@ def test_effective_number_weights():
     assert w[1] / w[0] == pytest.approx(99.0, rel=1e-6)
 
 
-def test_tensor_batches_cover_every_row_once_per_epoch():
+def test_tensor_batches_cover_every_row_once_per_epoch_in_whole_batches():
     X = torch.arange(10, dtype=torch.float32)[:, None]
     y = torch.zeros(10)
-    batches = TensorBatches(X, y, 4, torch.Generator().manual_seed(0))
+    batches = TensorBatches(X, y, 2, torch.Generator().manual_seed(0), batches_per_chunk=2)
     assert len(batches) == 3
     seen = torch.cat([xb[:, 0] for xb, _ in batches])
     assert sorted(seen.tolist()) == list(range(10))
-    assert [len(xb) for xb, _ in batches] == [4, 4, 2]
+    assert [len(xb) for xb, _ in batches] == [4, 4, 2]  # chunks of two 2-row batches
     assert torch.cat([xb[:, 0] for xb, _ in batches]).tolist() != seen.tolist()  # new order each epoch
+
+
+@pytest.mark.parametrize("hidden, rows", [((), 1000), ((8,), 2100)], ids=["logreg", "mlp-ragged-last-chunk"])
+def test_lightning_core_makes_exactly_the_updates_of_a_plain_loop(hidden, rows):
+    """Chunked manual optimisation = one Adam step per mini-batch over the same shuffled rows."""
+    from imbalance.training.losses import LossSpec, binary_loss
+
+    X, y = _data(n=rows)
+    lightning = new_model(5, hidden, 0.01, 0.0, seed=3)
+    fit(lightning, X, y, epochs=2, batch_size=64, seed=9)
+    plain = new_model(5, hidden, 0.01, 0.0, seed=3)
+    optimizer = torch.optim.Adam(plain.parameters(), lr=0.01)
+    generator = torch.Generator().manual_seed(9)
+    for _ in range(2):
+        order = torch.randperm(rows, generator=generator)
+        Xs, ys = X[order], y[order]
+        for start in range(0, rows, 64):
+            optimizer.zero_grad()
+            binary_loss(plain(Xs[start : start + 64]), ys[start : start + 64], LossSpec()).backward()
+            optimizer.step()
+    for a, b in zip(lightning.parameters(), plain.parameters()):
+        assert torch.allclose(a, b, atol=1e-6), (a, b)
 
 
 def _data(seed=0, n=3000, shift=1.5):

@@ -352,7 +352,10 @@ class ImbalanceEnv:
         started = time.perf_counter()
         self._model.loss_spec = self._loss_spec()
         self._model.lr = lr if lr is not None else self.model_cfg.lr
-        fit(self._model, self._Xt, self._yt, epochs=epochs, batch_size=self.model_cfg.batch_size, seed=int(self._train_rng.integers(2**31 - 1)))
+        fit(
+            self._model, self._Xt, self._yt, epochs=epochs, batch_size=self.model_cfg.batch_size,
+            seed=int(self._train_rng.integers(2**31 - 1)), threads=self.model_cfg.threads,
+        )
         self.timings["training"] += time.perf_counter() - started
 
     def _evaluate(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,20 +21,25 @@ for _name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
-class TensorBatches:
-    """Shuffled mini-batches sliced from in-memory tensors; one new permutation per epoch."""
+BATCHES_PER_CHUNK = 32  # mini-batches per Lightning step (see module.py)
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator):
-        self.X, self.y, self.batch_size, self.generator = X, y, batch_size, generator
+
+class TensorBatches:
+    """Shuffled rows sliced from in-memory tensors, one new permutation per epoch, in chunks
+    of `batches_per_chunk` whole mini-batches (the module steps through each chunk)."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator, batches_per_chunk: int = BATCHES_PER_CHUNK):
+        self.X, self.y, self.generator = X, y, generator
+        self.chunk = batch_size * batches_per_chunk
 
     def __len__(self) -> int:
-        return (len(self.y) + self.batch_size - 1) // self.batch_size
+        return (len(self.y) + self.chunk - 1) // self.chunk
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(len(self.y), generator=self.generator)
         X, y = self.X[order], self.y[order]
-        for start in range(0, len(y), self.batch_size):
-            yield X[start : start + self.batch_size], y[start : start + self.batch_size]
+        for start in range(0, len(y), self.chunk):
+            yield X[start : start + self.chunk], y[start : start + self.chunk]
 
 
 def make_trainer(max_epochs: int) -> pl.Trainer:
@@ -59,11 +65,31 @@ def new_model(n_features: int, hidden: tuple[int, ...], lr: float, weight_decay:
         return BinaryClassifier(n_features, tuple(hidden), lr, weight_decay)
 
 
-def fit(model: BinaryClassifier, X: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, seed: int) -> None:
+@contextmanager
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count for a block, restored afterwards (None: leave it).
+
+    The models are tiny: splitting a 512-row batch over threads costs more in wake-ups than
+    it saves, and on a busy machine (parallel episodes) an OpenMP barrier can stall a step
+    by milliseconds. One thread per episode, and episodes side by side, is the fast shape.
+    """
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit(model: BinaryClassifier, X: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, seed: int, threads: int | None = None) -> None:
     """Train `model` in place for `epochs` epochs; the shuffling order comes from `seed`."""
     generator = torch.Generator().manual_seed(seed)
     batches = TensorBatches(X, y, batch_size, generator)
-    with warnings.catch_warnings():
+    model.batch_size = batch_size
+    with warnings.catch_warnings(), intra_op_threads(threads):
         # Lightning's advice on DataLoader workers and barebones mode does not apply here.
         warnings.simplefilter("ignore", category=UserWarning)
         # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds once per batch.

@@ -223,7 +223,8 @@ def bench_startup(report: Report, repeats: int) -> None:
         heavy = sorted(set(FORBIDDEN_AT_STARTUP) & _imported_modules(args))
         rows.append([f"`python -m imbalance.run {' '.join(args)}`", f"**{median(walls):.2f} s**", "< 1.5 s", ", ".join(heavy) or "none"])
     report.table(["command", "wall (median)", "target", "heavy modules imported"], rows)
-    report.emit(f"(checked for: {', '.join(FORBIDDEN_AT_STARTUP)})")
+    report.emit("")
+    report.emit(f"Heavy modules checked with `python -X importtime`: {', '.join(FORBIDDEN_AT_STARTUP)}.")
 
 
 def bench_sweep(report: Report, work: Path) -> None:

@@ -109,3 +109,18 @@ def test_bad_input_exits_with_a_clear_line_and_no_traceback(tmp_path, args, code
     if code == 2:
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "mlruns").exists()  # no half-made run for bad input
+
+
+HEAVY = ("torch", "pytorch_lightning", "lightning", "mlflow", "sklearn", "imblearn", "anthropic", "openai", "ray")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["tau=abc"], ["source=nope"]], ids=["help", "bad-type", "unknown-option"])
+def test_help_and_bad_overrides_import_nothing_heavy(tmp_path, args):
+    """Start-up stays fast: the heavy libraries load only once an episode really starts."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "imbalance.run", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "hydra" in imported and "imbalance" in imported  # the measurement saw the imports
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))

@@ -315,3 +315,24 @@ def test_calls_before_reset_are_a_programming_error():
     env = make_env()
     with pytest.raises(RuntimeError, match="reset"):
         env.call("get_budget")
+
+
+def test_a_finished_episode_is_freed_without_the_cyclic_garbage_collector():
+    """No reference cycles: 50 episodes in one process must not pile up their arrays."""
+    import gc
+    import weakref
+
+    from imbalance.agents.heuristic import HeuristicAgent
+    from imbalance.episode import play
+
+    env = make_env("budget.max_steps=2")
+    gc.collect()
+    gc.disable()
+    try:
+        result = play(env, HeuristicAgent())
+        assert result.grade is not None
+        env_ref, data_ref = weakref.ref(env), weakref.ref(env._Xt)
+        del env, result
+        assert env_ref() is None and data_ref() is None
+    finally:
+        gc.enable()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,7 +109,6 @@ class ImbalanceEnv:
         self._X_val, _ = to_tensors(splits.val.X)
         self._y_val = splits.val.y
         self.timings: dict[str, float] = defaultdict(float)
-        self._handlers: dict[str, Callable[..., dict]] = {name: getattr(self, f"_tool_{name}") for name in TOOLS_BY_NAME}
         self.state = _EpisodeState()
         self._ready = False
 
@@ -157,7 +156,9 @@ class ImbalanceEnv:
         steps_before = self.state.steps_used
         try:
             # Handlers raise ToolArgumentError only before they change anything.
-            output = self._handlers[name](**spec.validate(arguments))
+            # Looked up per call: a dict of bound methods would tie the env into a reference
+            # cycle, and its arrays would wait for the cyclic garbage collector.
+            output = getattr(self, f"_tool_{name}")(**spec.validate(arguments))
         except ToolArgumentError as exc:
             return self._invalid(name, arguments, paid, "invalid_arguments", str(exc))
         charged = self.state.steps_used > steps_before

@@ -95,6 +95,11 @@ def fit(model: BinaryClassifier, X: torch.Tensor, y: torch.Tensor, *, epochs: in
         # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds once per batch.
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
         make_trainer(epochs).fit(model, train_dataloaders=batches)
+    # A finished Trainer sits in reference cycles (with the model and its own parts) until
+    # the cyclic garbage collector runs, which large arrays do not prompt: drop its links
+    # to the training data now, or every fit of an episode keeps a copy alive.
+    model.trainer = None
+    batches.X = batches.y = None
     model.eval()
 
 

@@ -82,7 +82,7 @@ def run_episode(cfg: DictConfig) -> dict[str, Any]:
         conv_steps=config.budget.conv_steps,
         source=splits.description,
         tracking_uri=tracking_uri,
-        history=_history(config, tracking_uri) if getattr(config.agent, "history", False) else [],
+        history=_history(config, tracking_uri, parent_run_id) if getattr(config.agent, "history", False) else [],
     )
     agent = make_agent(config.agent, context)
 
@@ -204,11 +204,11 @@ def _tracer(tracker):
     return MlflowTracer(tracker.tracking_uri, tracker.experiment_id, tracker.run_id)
 
 
-def _history(config: Config, tracking_uri: str) -> list[list[dict]]:
-    """Paid-action sets of earlier finished episodes in this experiment (or sweep)."""
+def _history(config: Config, tracking_uri: str, parent_run_id: str | None) -> list[list[dict]]:
+    """Paid-action sets of earlier finished episodes: of this sweep inside a sweep, else of the experiment."""
     from imbalance.tracking.history import paid_action_history
 
-    return paid_action_history(tracking_uri, config.mlflow.experiment_name)
+    return paid_action_history(tracking_uri, config.mlflow.experiment_name, parent_run_id)
 
 
 def _already_finished(config: Config, resolved: dict, tracking_uri: str, parent_run_id: str | None) -> dict[str, Any] | None:

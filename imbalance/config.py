@@ -169,7 +169,7 @@ class MlflowSettings:
 @dataclass
 class Config:
     seed: int = _f(0, "[0, 4294967295]")
-    tau: float = _f(0.58, "[0, 1]")
+    tau: float = _f(0.585, "[0, 1]")
     # Repeats of one task configuration (pass@k): only the agent's sampling stream changes.
     trial: int = _f(0, "[0, 1000000]")
     resume: bool = False  # skip configurations that already have a finished run

@@ -19,6 +19,7 @@ CONF = ROOT / "conf"
 SMALL = ["source.n_train=3000", "source.n_val=1000", "source.n_test=1000"]
 
 register_schemas()
+DEFAULT_TAU = 0.585  # conf/config.yaml; test_config checks the two agree
 
 
 def compose_cfg(*overrides: str) -> DictConfig:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL, cli_env, run_cli
+from tests.conftest import DEFAULT_TAU, SMALL, cli_env, run_cli
 from tests.test_data import seed_kagglehub_cache
 
 PER_CALL = {"val_f1", "val_precision", "val_recall", "threshold", "budget_remaining"}
@@ -36,12 +36,12 @@ def test_default_episode_leaves_everything_the_contract_lists(tmp_path):
     client, run = only_run(tmp_path)
     assert run.info.status == "FINISHED"
     params = run.data.params
-    assert params["tau"] == "0.58" and params["seed"] == "0" and params["budget.max_steps"] == "3"
+    assert params["tau"] == str(DEFAULT_TAU) and params["seed"] == "0" and params["budget.max_steps"] == "3"
     assert (params["source.name"], params["agent.name"], params["model.name"]) == ("synthetic", "heuristic", "mlp")
     assert not any(k.startswith("mlflow.") for k in params)
     metrics = run.data.metrics
     assert FINAL <= set(metrics)
-    assert metrics["passed"] == float(metrics["test_f1"] >= 0.58)
+    assert metrics["passed"] == float(metrics["test_f1"] >= DEFAULT_TAU)
     tags = run.data.tags
     assert tags["termination_reason"] == "submitted" and tags["agent"] == "heuristic" and tags["source"] == "synthetic"
 
@@ -58,7 +58,7 @@ def test_default_episode_leaves_everything_the_contract_lists(tmp_path):
     assert val_f1[sweeps[-1]["index"]] == pytest.approx(sweeps[-1]["result"]["val_f1"], abs=1e-6)
 
     config = yaml.safe_load((tmp_path / "mlruns").joinpath(*_artifact_path(run, "config.yaml")).read_text())
-    assert config["tau"] == 0.58 and config["source"]["n_train"] == 20000 and config["agent"]["name"] == "heuristic"
+    assert config["tau"] == DEFAULT_TAU and config["source"]["n_train"] == 20000 and config["agent"]["name"] == "heuristic"
     assert metrics["wall_seconds"] < 60
 
 

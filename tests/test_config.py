@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 
 from imbalance.config import GROUP_SCHEMAS, Config, check, to_objects
 from imbalance.errors import UsageError
-from tests.conftest import CONF, compose_cfg
+from tests.conftest import CONF, DEFAULT_TAU, compose_cfg
 
 
 def group_options(group: str) -> list[str]:
@@ -27,6 +27,7 @@ def test_every_option_of_every_group_composes_and_checks(group):
 
 def test_defaults_are_the_documented_ones():
     config = to_objects(compose_cfg())
+    assert config.tau == DEFAULT_TAU == Config().tau
     assert (config.source.name, config.model.name, config.agent.name) == ("synthetic", "mlp", "heuristic")
     assert config.mlflow.tracking_uri is None and config.mlflow.experiment_name == "imbalance"
 

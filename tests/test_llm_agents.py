@@ -13,7 +13,7 @@ from imbalance.env.environment import ImbalanceEnv
 from imbalance.env.tools import TOOLS
 from imbalance.episode import play
 from imbalance.errors import UsageError
-from tests.conftest import SMALL, compose_cfg
+from tests.conftest import DEFAULT_TAU, SMALL, compose_cfg
 from tests.fake_llm import FakeLLM, anthropic_error, reply, text
 
 KEY = "sk-marker-4f1e9c2b7d"
@@ -77,7 +77,7 @@ def test_tool_use_turns_to_submission(api):
     names = [t["name"] for t in first["tools"]] if api == "anthropic" else [t["function"]["name"] for t in first["tools"]]
     assert names == [s.name for s in TOOLS]
     prompt = json.dumps(first)
-    assert "F1 on a hidden TEST split >= 0.58" in prompt and "at most 3 paid actions" in prompt and "synthetic Gaussian blobs" in prompt
+    assert f"F1 on a hidden TEST split >= {DEFAULT_TAU}" in prompt and "at most 3 paid actions" in prompt and "synthetic Gaussian blobs" in prompt
     # every tool call of a turn answered in order, then the original reminder
     results = tool_results(api, requests[2])
     assert len(results) == 3 and json.loads(results[1][0].removeprefix("ERROR: "))["applied"] is True
@@ -114,7 +114,7 @@ def test_bad_arguments_and_unknown_tools_come_back_as_error_results(api):
     assert [is_error for _, is_error in results] == [True, True, True, True]
     errors = [json.loads(content.removeprefix("ERROR: "))["error"] for content, _ in results]
     assert errors == ["invalid_arguments", "unknown_tool", "invalid_arguments", "invalid_arguments"]
-    assert result.grade.passed == (result.grade.test_f1 >= 0.58)
+    assert result.grade.passed == (result.grade.test_f1 >= DEFAULT_TAU)
 
 
 @pytest.mark.parametrize("api", APIS)

@@ -16,7 +16,7 @@ from imbalance.config import Budget, MlpModel
 from imbalance.data.splits import Split, split_and_scale
 from imbalance.env.environment import ImbalanceEnv
 from imbalance.env.tools import TOOLS, TOOLS_BY_NAME
-from tests.conftest import make_env
+from tests.conftest import DEFAULT_TAU, make_env
 
 # ----------------------------------------------------------------------------- fuzzing
 REAL_NAMES = [s.name for s in TOOLS]
@@ -51,7 +51,7 @@ def check_consistent(env: ImbalanceEnv) -> None:
     assert len(s.paid_actions) == s.steps_used
     assert all(math.isfinite(v) for v in env.metrics().values())
     assert 0.0 <= env.state.setup.threshold <= 1.0
-    assert env.tau == 0.58 and env.seed == 0 and env.budget.max_steps == 3
+    assert env.tau == DEFAULT_TAU and env.seed == 0 and env.budget.max_steps == 3
     assert len(env.splits.test) == 300
 
 
@@ -153,7 +153,7 @@ def test_an_adversarial_agent_gets_the_grade_of_its_legitimate_actions_alone():
     adversary_env.reset()
     outputs = [adversary_env.call(name, args) for name, args in ADVERSARIAL]
     assert adversary_env.state.grade == legit_env.state.grade
-    assert (adversary_env.tau, adversary_env.budget.max_steps, adversary_env.seed) == (0.58, 2, 0)
+    assert (adversary_env.tau, adversary_env.budget.max_steps, adversary_env.seed) == (DEFAULT_TAU, 2, 0)
     errors = [o.output.get("error") for o in outputs]
     assert errors[:4] == ["invalid_arguments", "invalid_arguments", "unknown_tool", "unknown_tool"]
     assert errors[10:12] == ["step_budget_exceeded", "step_budget_exceeded"]

@@ -124,3 +124,9 @@ def test_help_and_bad_overrides_import_nothing_heavy(tmp_path, args):
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "hydra" in imported and "imbalance" in imported  # the measurement saw the imports
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    if args == ["--help"]:
+        assert proc.returncode == 0
+        assert "source: csv, kaggle, synthetic, synthetic_original" in proc.stdout and "agent: anthropic, heuristic, openai, random, replay" in proc.stdout
+        assert f"tau: {DEFAULT_TAU}" in proc.stdout and "schema/" not in proc.stdout
+    else:
+        assert proc.returncode == 1

@@ -70,7 +70,10 @@ def cli() -> None:
     """`python -m imbalance.run` and the `imbalance-run` script."""
     args = sys.argv[1:]
     if ("--help" in args or "-h" in args) and not any(a.startswith("--hydra-help") or a in ("-m", "--multirun") for a in args):
-        print_help([a for a in args if a not in ("--help", "-h")])
+        try:
+            print_help([a for a in args if a not in ("--help", "-h")])
+        except BrokenPipeError:  # `--help | head`: the reader left; nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     main()
 

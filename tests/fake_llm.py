@@ -35,10 +35,6 @@ def text(message: str = "I am done.") -> dict:
     return {"calls": [], "text": message}
 
 
-def anthropic_error(status: int, kind: str, message: str = "scripted error", headers: dict | None = None) -> dict:
-    return {"status": status, "headers": headers or {}, "json": {"type": "error", "error": {"type": kind, "message": message}}}
-
-
 class FakeLLM:
     def __init__(self, script: list[dict]):
         self.script = list(script)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import DEFAULT_TAU, SMALL, cli_env, run_cli
+from tests.conftest import DEFAULT_TAU, cli_env, run_cli
 from tests.test_data import seed_kagglehub_cache
 
 PER_CALL = {"val_f1", "val_precision", "val_recall", "threshold", "budget_remaining"}

@@ -14,7 +14,7 @@ from imbalance.env.tools import TOOLS
 from imbalance.episode import play
 from imbalance.errors import UsageError
 from tests.conftest import DEFAULT_TAU, SMALL, compose_cfg
-from tests.fake_llm import FakeLLM, anthropic_error, reply, text
+from tests.fake_llm import FakeLLM, reply, text
 
 KEY = "sk-marker-4f1e9c2b7d"
 APIS = ["anthropic", "openai"]

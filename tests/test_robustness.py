@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from imbalance.config import Budget, MlpModel
 from imbalance.data.splits import Split, split_and_scale
 from imbalance.env.environment import ImbalanceEnv
-from imbalance.env.tools import TOOLS, TOOLS_BY_NAME
+from imbalance.env.tools import TOOLS
 from tests.conftest import DEFAULT_TAU, make_env
 
 # ----------------------------------------------------------------------------- fuzzing

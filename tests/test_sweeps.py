@@ -12,7 +12,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from imbalance.stats import pass_at_k, pass_hat_k, wilson_interval
-from tests.conftest import SMALL, ROOT, run_cli
+from tests.conftest import ROOT, run_cli
 
 TINY = ["source.n_train=1500", "source.n_val=600", "source.n_test=600", "budget.retrain_epochs=2"]
 

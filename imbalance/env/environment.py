@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from imbalance.config import Budget, LogregModel, MlpModel
 from imbalance.constraints import short_repr

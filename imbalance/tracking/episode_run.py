@@ -44,7 +44,7 @@ class EpisodeRun:
 
     @_timed
     def start(self, *, run_name: str, params: dict[str, Any], tags: dict[str, str], parent_run_id: str | None = None) -> str:
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
 
         all_tags = dict(tags)
         if parent_run_id:

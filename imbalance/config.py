@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from imbalance.constraints import Interval
+from imbalance.constraints import Interval, short_repr
 from imbalance.errors import UsageError
 
 
@@ -222,7 +222,7 @@ def check(obj: Any, prefix: str = "") -> None:
         values = value if isinstance(value, list) else [value]
         for v in values:
             if v is not None and v not in interval:
-                raise UsageError(f"{key} must be in {interval}; got {v}. Override it, e.g. {key}={_example(interval, f.default)}")
+                raise UsageError(f"{key} must be in {interval}; got {short_repr(v)}. Override it, e.g. {key}={_example(interval, f.default)}")
     extra = getattr(obj, "check_combination", None)
     if extra is not None:
         extra(prefix)

@@ -29,7 +29,9 @@ class Interval:
         return cls(low, high, text[0] == "(", text[-1] == ")")
 
     def __contains__(self, value: float) -> bool:
-        if not math.isfinite(value):
+        # Only floats can be inf/NaN; math.isfinite would overflow on an int beyond float range,
+        # which the exact int/float comparisons below handle correctly.
+        if isinstance(value, float) and not math.isfinite(value):
             return False
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
@@ -61,5 +63,8 @@ def _num_json(x: float) -> float | int:
 
 def short_repr(value: object, limit: int = 60) -> str:
     """repr() cut to `limit` characters, so a 1 MB argument never floods a message."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
     return text if len(text) <= limit else f"{text[:limit]}...<{len(text) - limit} more chars>"

@@ -59,7 +59,6 @@ def test_default_episode_leaves_everything_the_contract_lists(tmp_path):
 
     config = yaml.safe_load((tmp_path / "mlruns").joinpath(*_artifact_path(run, "config.yaml")).read_text())
     assert config["tau"] == DEFAULT_TAU and config["source"]["n_train"] == 20000 and config["agent"]["name"] == "heuristic"
-    assert metrics["wall_seconds"] < 60
 
 
 def _artifact_path(run, name):
@@ -95,6 +94,7 @@ def test_kaggle_source_through_a_seeded_kagglehub_cache(tmp_path, creditcard_csv
         (["tau=abc"], 1, "could not be converted to Float"),
         (["tau=1.5"], 2, "tau must be in [0, 1]; got 1.5"),
         (["budget.max_steps=-2"], 2, "budget.max_steps must be in"),
+        (["seed=" + "9" * 400], 2, "seed must be in [0, 4294967295]; got 9999"),  # beyond float range
         (["source=kaggle", "source.path=/nonexistent/creditcard.csv"], 2, "no such file"),
         (["source=kaggle"], 2, "source.path=/path/to/creditcard.csv"),
         (["source=csv"], 2, "source=csv needs a file"),

@@ -39,11 +39,12 @@ class Param:
             if isinstance(value, float) and not value.is_integer():
                 raise ToolArgumentError(f"{what}; got {value}")
             value = int(value)
-        else:
-            value = float(value)
         if value not in self.range:
             raise ToolArgumentError(f"{what}; got {short_repr(value)}")
-        return value
+        try:
+            return value if self.kind == "integer" else float(value)
+        except OverflowError:  # an int beyond float range, in an unbounded parameter
+            raise ToolArgumentError(f"{what}; got {short_repr(value)}") from None
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,20 @@ def test_smote_oversamples_to_the_ratio_retrains_and_costs_one_step(env):
     assert higher.charged and higher.output["train_rows"] == pytest.approx(2910 / 0.6, abs=2)
 
 
+def test_smote_repeated_or_asking_for_no_new_row_is_a_free_no_op(env):
+    # 90 positives in 3000 rows: a ratio a hair above 0.03 asks for no new row (imbalanced-learn would raise)
+    tiny = call(env, "smote", ratio=0.03 + 1e-7, k=5)
+    assert not tiny.charged and not tiny.invalid and tiny.output["applied"] is False and env.state.steps_used == 0
+    # 0.3 is not reached exactly (0.29989...); the identical call must still be recognised as done
+    first = call(env, "smote", ratio=0.3, k=5)
+    assert first.charged and first.output["minority_frac"] < 0.3
+    rows = len(env._train_y)
+    for _ in range(3):
+        again = call(env, "smote", ratio=0.3, k=5)
+        assert not again.charged and again.output["applied"] is False and "no cost" in again.output["message"]
+    assert env.state.steps_used == 1 and len(env._train_y) == rows
+
+
 def test_smote_k_must_fit_the_positive_rows(env):
     result = call(env, "smote", ratio=0.2, k=90)
     assert result.invalid and "k must be below the number of positive training rows (90)" in result.output["message"]

@@ -16,8 +16,10 @@ Contract (Gymnasium-like, documented here because RL trainers drive it without H
 - `submit_answer` grades once: TEST F1 at the final threshold; reward 1.0 when it reaches tau.
   `terminated` is True from then on. `truncated` turns True when `budget.max_tool_calls` calls
   were made; the caller should then submit (`env.submit(auto=True)`).
-- Nothing returned before submission is computed from TEST rows: the test split lives in the
-  grader alone, and the scaler was fitted on train.
+- Nothing returned before submission is computed from TEST rows: the constructor hands the test
+  split to the grader and no other code reads it; the scaler was fitted on train.
+- `reset(seed=s)` replays the episode under another training/SMOTE seed on the same data and
+  tau: the split is fixed when the env is built (build a new env for a new draw of the data).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from imbalance.config import Budget, LogregModel, MlpModel
 from imbalance.constraints import short_repr
 from imbalance.data.splits import Split, Splits
 from imbalance.env.metrics import best_threshold, pr_auc, prf
-from imbalance.env.tools import PAID_TOOLS, TOOLS_BY_NAME, ToolArgumentError
-from imbalance.seeding import derive_seed
+from imbalance.env.tools import FREE_TOOLS, PAID_TOOLS, TOOLS_BY_NAME, ToolArgumentError
+from imbalance.seeding import derive_seed, generator
 from imbalance.training.fit import fit, new_model, to_tensors
 from imbalance.training.losses import LossSpec, effective_number_weights
 
@@ -81,7 +83,7 @@ class _Grader:
 
 @dataclass
 class _Setup:
-    """What paid actions configure; compared to detect no-ops."""
+    """What the paid actions have configured so far (the no-op checks compare against it)."""
 
     smote: tuple[float, int, int | None] | None = None
     beta: float | None = None
@@ -117,7 +119,7 @@ class ImbalanceEnv:
             self.seed = int(seed)
         train_seed = self.model_cfg.seed if self.model_cfg.seed is not None else derive_seed(self.seed, "training")
         self._train_rng = np.random.default_rng(train_seed)
-        self._smote_rng = np.random.default_rng(derive_seed(self.seed, "smote"))
+        self._smote_rng = generator(self.seed, "smote")
         self.state = _EpisodeState()
         self.timings.clear()
         self._train_X, self._train_y = self.splits.train.X, self.splits.train.y
@@ -234,20 +236,23 @@ class ImbalanceEnv:
 
     # ------------------------------------------------------------------ paid tools
     def _tool_smote(self, ratio: float, k: int, seed: int | None = None) -> dict:
-        current = float(self._train_y.mean())
-        if ratio <= current:
-            return self._no_op(f"the training set's minority fraction is already {current:.4f} >= {ratio}")
-        positives = self.splits.train.positives
-        if k >= positives:
-            raise ToolArgumentError(f"smote: k must be below the number of positive training rows ({positives}); got {k}")
+        # The positive count the ratio asks for, rounded as imbalanced-learn rounds it. Comparing
+        # counts, not fractions, makes a repeated call (whose fraction lands a hair below `ratio`)
+        # a free no-op, and never asks SMOTE for zero new rows, which it refuses with an exception.
+        base = self.splits.train
+        negatives = len(base.y) - base.positives
+        target = int(ratio / (1.0 - ratio) * negatives)
+        if target <= int(self._train_y.sum()):
+            return self._no_op(f"the training set's minority fraction is already {float(self._train_y.mean()):.4f}, at or above {ratio}")
+        if k >= base.positives:
+            raise ToolArgumentError(f"smote: k must be below the number of positive training rows ({base.positives}); got {k}")
         if (refused := self._refuse_if_over_budget("smote")) is not None:
             return refused
         from imblearn.over_sampling import SMOTE
 
         started = time.perf_counter()
         smote_seed = seed if seed is not None else int(self._smote_rng.integers(2**31 - 1))
-        sampler = SMOTE(sampling_strategy=ratio / (1.0 - ratio), k_neighbors=k, random_state=smote_seed)
-        base = self.splits.train
+        sampler = SMOTE(sampling_strategy={1: target}, k_neighbors=k, random_state=smote_seed)
         X, y = sampler.fit_resample(base.X, base.y)
         self._train_X, self._train_y = np.ascontiguousarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64)
         self.timings["smote"] += time.perf_counter() - started
@@ -289,7 +294,7 @@ class ImbalanceEnv:
             return {
                 "error": "step_budget_exceeded",
                 "message": f"{name}: all {self.budget.max_steps} paid actions are used; nothing changed. "
-                "Free tools still work: train, eval_on_val, sweep_thresholds, submit_answer",
+                f"Free tools still work: {', '.join(FREE_TOOLS)}",
             }
         return None
 
@@ -388,6 +393,8 @@ def recordable(value: Any, limit: int = MAX_RECORDED_STRING) -> Any:
         return [recordable(v, limit) for v in list(value)[:100]]
     if isinstance(value, float) and not np.isfinite(value):
         return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return short_repr(value, limit)  # JSON readers (and json.dumps past 4,300 digits) choke on such ints
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return short_repr(value, limit)

@@ -133,16 +133,18 @@ def test_token_budget_ends_the_episode(api):
 
 @pytest.mark.parametrize("api", APIS)
 def test_wall_clock_limit_ends_the_episode(api):
-    slow = {"delay": 0.4, **reply(("eval_on_val", {}))}
+    # the first reply alone outlasts the limit: only a lower bound on time matters, so load cannot flip the count
+    slow = {"delay": 0.8, **reply(("eval_on_val", {}))}
     result, requests, _ = episode(api, [slow] * 5, "agent.wall_clock_s=0.5")
-    assert result.limit == "wall_clock" and result.termination_reason == "auto_submitted" and len(requests) == 2
+    assert result.limit == "wall_clock" and result.termination_reason == "auto_submitted" and len(requests) == 1
+    assert [r["tool"] for r in result.records] == ["eval_on_val"]  # the first turn ran; the runner then submitted
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_submit_after_sweep_option(api):
     result, _, _ = episode(api, [reply(("sweep_thresholds", {}), ("train", {"epochs": 1}))], "agent.submit_after_sweep=true")
-    assert [r["tool"] for r in result.records] == ["sweep_thresholds", "submit_answer"]
-    assert result.termination_reason == "submitted"
+    assert [r["tool"] for r in result.records] == ["sweep_thresholds"]  # the train after it never ran
+    assert result.termination_reason == "auto_submitted" and result.grade is not None
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -154,13 +156,13 @@ def test_submit_after_sweep_option(api):
         {"status": 529, "headers": FAST, "json": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}},
         {"error_body": "overloaded_error"},
         {"drop": True},
-        {"delay": 1.5},
+        {"delay": 2.5},
         {"body": "{not json"},
     ],
     ids=["429", "500", "529", "overloaded-body", "dropped", "timeout", "malformed-json"],
 )
 def test_transient_faults_are_retried_and_the_episode_completes(api, fault):
-    result, requests, agent = episode(api, [fault, *GOOD], "agent.timeout_s=0.5")
+    result, requests, agent = episode(api, [fault, *GOOD], "agent.timeout_s=1")
     assert result.termination_reason == "submitted", result.error_message
     assert len(requests) == 4
 

@@ -74,8 +74,8 @@ class LLMAgent:
                 if call.name == "submit_answer" and not result.is_error:
                     return
                 if self.submit_after_sweep and call.name == "sweep_thresholds" and not result.is_error:
-                    tools.call("submit_answer")
-                    return
+                    return  # the runner submits (auto_submitted): the agent did not choose to
+
                 results.append((call, _content(result.output), result.is_error))
             self.backend.add_results(results, budget_reminder(self.brief.max_steps, steps_used))
         raise EpisodeLimit("conv_steps", f"{self.limits.conv_steps} assistant turns used")

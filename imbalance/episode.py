@@ -43,14 +43,14 @@ class RecordingToolbox:
     specs: tuple[ToolSpec, ...] = TOOLS
 
     def __init__(self, env: ImbalanceEnv, on_call: OnCall | None = None):
-        self.env = env
+        self._env = env  # private: an agent plays through call(), never through the env (whose grader holds TEST)
         self.records: list[dict] = []
         self.on_call = on_call
 
     def call(self, tool: str, arguments: Any = None) -> ToolResult:
-        if self.env.truncated:
-            raise EpisodeLimit("max_tool_calls", f"{self.env.budget.max_tool_calls} tool calls made")
-        result = self.env.call(tool, arguments)
+        if self._env.truncated:
+            raise EpisodeLimit("max_tool_calls", f"{self._env.budget.max_tool_calls} tool calls made")
+        result = self._env.call(tool, arguments)
         record = {
             "index": len(self.records),
             "tool": result.tool,
@@ -62,7 +62,7 @@ class RecordingToolbox:
         }
         self.records.append(record)
         if self.on_call is not None:
-            self.on_call(record, self.env.metrics())
+            self.on_call(record, self._env.metrics())
         return result
 
 

@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 import imbalance.tracking  # noqa: F401  (light: sets MLflow's environment defaults before MLflow loads)
 from imbalance.errors import UsageError
+from imbalance.tracking.store import masked
 
 DEFAULT_EXPERIMENT = "imbalance"
 DEFAULT_GROUP_BY = ("agent", "model", "source", "budget", "tau")
@@ -185,7 +186,7 @@ def resolve_source(client: Any, tracking_uri: str, experiment: str | None, sweep
         try:
             parent = client.get_run(sweep)
         except MlflowException:
-            raise UsageError(f"no run {sweep} in {tracking_uri}; pass the run id of a sweep's parent run (tag sweep=true; see mlflow ui)") from None
+            raise UsageError(f"no run {sweep} in {masked(tracking_uri)}; pass the run id of a sweep's parent run (tag sweep=true; see mlflow ui)") from None
         exp = client.get_experiment(parent.info.experiment_id)
         if experiment is not None and experiment != exp.name:
             raise UsageError(f"run {sweep} belongs to experiment '{exp.name}', not '{experiment}'; drop --experiment or fix it")
@@ -195,7 +196,7 @@ def resolve_source(client: Any, tracking_uri: str, experiment: str | None, sweep
     if exp is None or exp.lifecycle_stage == "deleted":
         names = sorted(e.name for e in client.search_experiments())
         known = ", ".join(f"'{n}'" for n in names) or "none"
-        raise UsageError(f"no experiment '{name}' in {tracking_uri} (experiments there: {known}); pass --experiment NAME")
+        raise UsageError(f"no experiment '{name}' in {masked(tracking_uri)} (experiments there: {known}); pass --experiment NAME")
     return Source(tracking_uri, exp.name, exp.experiment_id)
 
 
@@ -336,7 +337,7 @@ def format_report(summaries: Sequence[GroupSummary], group_by: Sequence[str], he
 
 def header_line(source: Source, episodes: Sequence[Episode], tau_override: float | None) -> str:
     errors = sum(e.is_error for e in episodes)
-    line = f"Read {len(episodes)} finished episodes ({len(episodes) - errors} graded, {errors} errors) from {source.describe()} at {source.tracking_uri}"
+    line = f"Read {len(episodes)} finished episodes ({len(episodes) - errors} graded, {errors} errors) from {source.describe()} at {masked(source.tracking_uri)}"
     if tau_override is not None:
         line += f"; pass/fail recomputed at tau={tau_override:g} (override)"
     return line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -181,8 +182,13 @@ def _finish_run(tracker, result, resolved: dict, env, data_seconds: float) -> No
         tags["limit"] = result.limit
     if result.error_message:
         tags["error_message"] = result.error_message[:5000]
+    from imbalance.tracking.store import masked
+
+    saved = copy.deepcopy(resolved)
+    if saved["mlflow"].get("tracking_uri"):
+        saved["mlflow"]["tracking_uri"] = masked(saved["mlflow"]["tracking_uri"])
     artifacts = {
-        "config.yaml": OmegaConf.to_yaml(OmegaConf.create(resolved)),
+        "config.yaml": OmegaConf.to_yaml(OmegaConf.create(saved)),
         "tool_calls.json": result.records,
         **result.agent_artifacts,
     }

@@ -39,14 +39,14 @@ class SweepCallback(Callback):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         from imbalance.tracking.runs import owner_tags, reap_dead_runs
-        from imbalance.tracking.store import ensure_experiment, prepare_store, resolve_tracking_uri
+        from imbalance.tracking.store import ensure_experiment, masked, prepare_store, resolve_tracking_uri
 
         self.tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
         prepare_store(self.tracking_uri)  # migrate a fresh SQLite store once, before any job
         client = self._client()
         self.experiment_id = ensure_experiment(client, config.mlflow.experiment_name, self.tracking_uri)
         reap_dead_runs(client, self.experiment_id)
-        overrides = " ".join(config.hydra.overrides.task)
+        overrides = masked(" ".join(config.hydra.overrides.task))  # stored in a tag and printed
         run = client.create_run(
             self.experiment_id,
             run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",

@@ -26,7 +26,7 @@ FAULTS = {
     "529": {"status": 529, "headers": FAST, "json": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}},
     "overloaded-body": {"error_body": "overloaded_error"},
     "dropped": {"drop": True},
-    "timeout": {"delay": 1.2},
+    "timeout": {"delay": 2.5},  # well past agent.timeout_s, so a loaded machine cannot blur the two
     "malformed-json": {"body": "{not json"},
 }
 SCRIPT = [reply(("imbalance_start", {})), reply(("train", {"epochs": 2}), ("sweep_thresholds", {})), reply(("submit_answer", {}))]
@@ -40,7 +40,7 @@ def llm_run(tmp_path, monkeypatch, api: str, script: list[dict]):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with FakeLLM(script) as server:
         url = server.url if api == "anthropic" else server.openai_url
-        summary = run_episode(compose_cfg(*TINY, f"agent={api}", f"agent.base_url={url}", "agent.max_retries=1", "agent.timeout_s=0.5"))
+        summary = run_episode(compose_cfg(*TINY, f"agent={api}", f"agent.base_url={url}", "agent.max_retries=1", "agent.timeout_s=1"))
     client = MlflowClient(local_uri(tmp_path))
     run = client.get_run(summary["run_id"])
     assert run.info.status == "FINISHED"
@@ -82,13 +82,22 @@ def test_twenty_parallel_episodes_on_a_fresh_sqlite_store(tmp_path):
 
 
 def test_twenty_parallel_episodes_against_a_tracking_server(tmp_path, mlflow_server):
+    # credentials in the URI (the server ignores them) must be masked wherever the project writes the URI
+    password = "pw-marker-31c9"
+    with_password = mlflow_server.replace("http://", f"http://alice:{password}@")
     proc = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, "seed=range(0,20)",
-                   f"mlflow.tracking_uri={mlflow_server}", "mlflow.experiment_name=concurrency", cwd=tmp_path, timeout=900)
+                   f"mlflow.tracking_uri={with_password}", "mlflow.experiment_name=concurrency", cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, parents, episodes = runs_of(mlflow_server, "concurrency")
     assert len(parents) == 1 and len(episodes) == 20
     assert sorted(int(e.data.params["seed"]) for e in episodes) == list(range(20))
+    assert all(e.info.status == "FINISHED" and len(client.get_metric_history(e.info.run_id, "val_f1")) == e.data.metrics["tool_calls"] for e in episodes)
     check_summary(client.get_run(parents[0].info.run_id), episodes, proc.stdout)
+    assert password not in parents[0].data.tags["overrides"] and "alice:***@" in parents[0].data.tags["overrides"]
+    ours = [line for line in (proc.stdout + proc.stderr).splitlines() if "[HYDRA]" not in line]  # Hydra echoes the command as typed
+    assert not [line for line in ours if password in line] and any("alice:***@" in line for line in ours)
+    saved = open(client.download_artifacts(episodes[0].info.run_id, "config.yaml", str(tmp_path / "dl"))).read()
+    assert f"alice:***@{mlflow_server.removeprefix('http://')}" in saved and password not in saved
 
 
 def _statuses(db) -> list[tuple[str, str]]:

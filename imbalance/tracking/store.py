@@ -26,7 +26,14 @@ def default_artifact_location(tracking_uri: str, experiment_name: str) -> str | 
     return None
 
 
+def masked(text: str) -> str:
+    """Any password in a URI within `text` replaced by *** (what may be printed, logged or
+    stored): `postgresql://user:secret@db/mlflow` -> `postgresql://user:***@db/mlflow`."""
+    return re.sub(r"(://[^/@:\s]*):[^/\s]*@", r"\1:***@", text)
+
+
 def ui_command(tracking_uri: str) -> str:
+    tracking_uri = masked(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"
     uri = tracking_uri

@@ -37,6 +37,22 @@ class SyntheticSource:
     separation: float = _f(1.2, "[0, 100]")
     minority_frac: float = _f(0.03, "(0, 0.5]")
 
+    def check_combination(self, prefix: str) -> None:
+        # Each value lives as float64 when drawn and float32 (plus SMOTE's copy) afterwards: about
+        # 24 bytes. Refuse up front what would end in a MemoryError minutes later.
+        import os
+
+        need = (self.n_train + self.n_val + self.n_test) * self.n_features * 24
+        try:
+            have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return
+        if need > have // 2:
+            raise UsageError(
+                f"{prefix}n_train+n_val+n_test rows x {self.n_features} features need about {need / 2**30:.0f} GiB; "
+                f"this machine has {have / 2**30:.0f} GiB. Use fewer rows or features"
+            )
+
 
 @dataclass
 class KaggleSource:
@@ -91,6 +107,10 @@ class MlpModel:
     seed: Optional[int] = _f(None, "[0, 4294967295]")
     threads: Optional[int] = _f(1, "[1, 256]")
 
+    def check_combination(self, prefix: str) -> None:
+        if not self.hidden:
+            raise UsageError(f"{prefix}hidden must list at least one layer size, e.g. {prefix}hidden=[64,32]; for no hidden layer use model=logreg")
+
 
 # ---------------------------------------------------------------------------- budget
 @dataclass
@@ -134,6 +154,16 @@ class LLMAgent:
     submit_after_sweep: bool = False  # the original runner submitted right after sweep_thresholds
     prompt_caching: bool = True  # Anthropic: cache the stable prefix (tools + system prompt)
 
+    def check_combination(self, prefix: str) -> None:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            raise UsageError(f"{prefix}api_key_env must name an environment variable; got {self.api_key_env!r}, e.g. {prefix}api_key_env=ANTHROPIC_API_KEY")
+        if self.base_url is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.base_url):
+            raise UsageError(f"{prefix}base_url must be an http(s) URL, e.g. {prefix}base_url=http://127.0.0.1:8000/v1; got {short_repr(self.base_url)}")
+        if not self.model.strip():
+            raise UsageError(f"{prefix}model must name a model, e.g. {prefix}model=claude-haiku-4-5-20251001")
+
 
 @dataclass
 class AnthropicAgent(LLMAgent):
@@ -165,6 +195,10 @@ class MlflowSettings:
     experiment_name: str = "imbalance"
     enabled: bool = True
 
+    def check_combination(self, prefix: str) -> None:
+        if not self.experiment_name.strip():
+            raise UsageError(f"{prefix}experiment_name must not be empty; e.g. {prefix}experiment_name=imbalance")
+
 
 @dataclass
 class Config:
@@ -179,6 +213,10 @@ class Config:
     budget: Budget = field(default_factory=Budget)
     agent: Any = None
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
+
+    def check_combination(self, prefix: str) -> None:
+        if self.resume and not self.mlflow.enabled:
+            raise UsageError("resume=true looks up finished runs in MLflow; it needs mlflow.enabled=true")
 
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
@@ -222,16 +260,23 @@ def check(obj: Any, prefix: str = "") -> None:
         values = value if isinstance(value, list) else [value]
         for v in values:
             if v is not None and v not in interval:
-                raise UsageError(f"{key} must be in {interval}; got {short_repr(v)}. Override it, e.g. {key}={_example(interval, f.default)}")
+                raise UsageError(f"{key} must be in {interval}; got {short_repr(v)}. Override it, e.g. {key}={_example(interval, f)}")
     extra = getattr(obj, "check_combination", None)
     if extra is not None:
         extra(prefix)
 
 
-def _example(interval: Interval, default: Any) -> Any:
-    if isinstance(default, (int, float)) and default in interval:
-        return default
-    return interval.low if interval.low is not None and not interval.low_open else interval.high
+def _example(interval: Interval, f: dataclasses.Field) -> str:
+    """A value the user can paste: the default when it is valid, else an end of the range,
+    written as the field's type (`model.seed=0`, not `0.0`; a list as `[64,32]`)."""
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+    if isinstance(default, list):
+        return "[" + ",".join(map(str, default)) + "]"
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default in interval:
+        return str(default)
+    value = interval.low if interval.low is not None and not interval.low_open else interval.high
+    integer = "int" in str(f.type) and "float" not in str(f.type)
+    return str(int(value)) if integer and value is not None else str(value)
 
 
 def to_objects(cfg: Any) -> Config:
@@ -249,8 +294,26 @@ def to_objects(cfg: Any) -> Config:
         except OmegaConfBaseException as exc:
             raise UsageError(f"the configuration does not fit the schema: {str(exc).splitlines()[0]}") from None
     config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    for group, options in GROUP_SCHEMAS.items():
+        if getattr(config, group) is None:  # `~agent` or `agent=null` removed the group
+            raise UsageError(f"no {group} chosen; pick one of {', '.join(options)}, e.g. {group}={next(iter(options))}")
+    _reject_unknown_keys(OmegaConf.to_container(cfg, resolve=True), dataclasses.asdict(config))
     check(config)
     return config
+
+
+def _reject_unknown_keys(given: dict, known: dict, prefix: str = "") -> None:
+    """A key added with `+` (which Hydra's own error suggests for a typo) would otherwise be
+    dropped silently: the episode would run without the setting the user meant."""
+    import difflib
+
+    for key, value in given.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+            hint = f"did you mean {prefix}{close[0]}? " if close else ""
+            raise UsageError(f"{prefix}{key} is not a setting; {hint}`python -m imbalance.run --help` lists them")
+        if isinstance(value, dict) and isinstance(known[key], dict):
+            _reject_unknown_keys(value, known[key], f"{prefix}{key}.")
 
 
 def _structured(cfg: Any) -> Any:

@@ -57,7 +57,7 @@ def overrides_for(saved: dict, tags: dict[str, str], user: list[str], run_id: st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/rerun.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_id", help="the MLflow run to rerun")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides applied on top of the saved configuration")
+    parser.add_argument("overrides", nargs="*", default=[], metavar="override", help="Hydra overrides applied on top of the saved configuration")
     parser.add_argument("--replay", action="store_true", help="re-execute the recorded tool calls (agent=replay): reproduces the TEST F1 exactly")
     parser.add_argument("--tracking-uri", default=None, help="where the run is stored (default: ./mlruns)")
     parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     from imbalance.errors import UsageError
     from imbalance.tracking.store import download_artifact, resolve_tracking_uri
 
-    uri = resolve_tracking_uri(args.tracking_uri)
     try:
-        saved = yaml.safe_load(download_artifact(uri, args.run_id, "config.yaml").read_text())
+        uri = resolve_tracking_uri(args.tracking_uri)
+        saved = yaml.safe_load(download_artifact(uri, args.run_id, "config.yaml", how="pass --tracking-uri").read_text())
         from mlflow.tracking import MlflowClient
 
         tags = MlflowClient(uri).get_run(args.run_id).data.tags

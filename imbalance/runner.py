@@ -62,10 +62,12 @@ def run_episode(cfg: DictConfig) -> dict[str, Any]:
     from imbalance.data import load_splits
     from imbalance.env.environment import ImbalanceEnv
     from imbalance.episode import play
-    from imbalance.tracking.store import resolve_tracking_uri
+    from imbalance.tracking.store import probe_store, resolve_tracking_uri
 
     require_api_key(config.agent)  # before minutes of data loading
     tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+    if config.mlflow.enabled:
+        probe_store(tracking_uri)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     parent_run_id = current_parent_run_id()
     if config.resume and config.mlflow.enabled:

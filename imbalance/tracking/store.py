@@ -2,18 +2,73 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 DEFAULT_DIR = "mlruns"
 
 
+SQL_SCHEMES = ("postgresql", "mysql", "mssql", "oracle")  # SQLAlchemy URLs, with or without +driver
+STORE_FORMS = "sqlite:///path/to/mlflow.db, http(s)://host:port (a tracking server) or a SQL database URL (postgresql://...)"
+
+
 def resolve_tracking_uri(tracking_uri: str | None, workdir: Path | None = None) -> str:
-    """`None` means the embedded store in `<workdir>/mlruns/mlflow.db`."""
-    if tracking_uri:
+    """`None` means the embedded store in `<workdir>/mlruns/mlflow.db`; anything else must be
+    a store MLflow 3 can open (UsageError otherwise, before any work starts)."""
+    if tracking_uri is not None:
+        check_tracking_uri(tracking_uri)
         return tracking_uri
     root = (workdir or Path.cwd()) / DEFAULT_DIR
     return f"sqlite:///{root.resolve() / 'mlflow.db'}"
+
+
+def check_tracking_uri(uri: str) -> None:
+    from imbalance.errors import UsageError
+
+    scheme, sep, rest = uri.partition("://")
+    base = scheme.split("+", 1)[0].lower()
+    if base == "sqlite" and sep and rest.startswith("/") and rest.strip("/") and ":memory:" not in rest:
+        return
+    if base in ("http", "https") and sep and rest.split("/", 1)[0].rsplit("@", 1)[-1]:
+        return
+    if base in SQL_SCHEMES and sep and rest:
+        return
+    if base in ("databricks", "databricks-uc"):
+        return
+    why = ""
+    if base == "sqlite":
+        why = " (sqlite:/// needs a file path; an in-memory database would lose the run)"
+    elif base == "file" or not sep:
+        why = " (MLflow 3 keeps plain folders read-only: use sqlite:///path/mlflow.db; `mlflow migrate-filestore` converts an old one)"
+    raise UsageError(f"the tracking URI (mlflow.tracking_uri, --tracking-uri) must be {STORE_FORMS}; got {masked(uri)!r}{why}")
+
+
+def probe_store(uri: str) -> None:
+    """Fail in a second, before any work, when the store cannot be reached or created
+    (MLflow itself would retry a dead server for about four minutes, then raise)."""
+    import urllib.error
+    import urllib.request
+
+    from imbalance.errors import UsageError
+
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///") :]).absolute().parent
+        existing = next(p for p in (folder, *folder.parents) if p.exists())  # nothing is created yet
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot create the MLflow store in {folder} ({existing} is not a writable folder); choose another mlflow.tracking_uri")
+    elif uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
+                pass
+        except urllib.error.HTTPError:
+            pass  # it answered: a server behind a proxy or authentication may refuse /health
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise UsageError(
+                f"cannot reach the MLflow tracking server at {masked(uri)} ({reason}); start it "
+                "(mlflow server --host 127.0.0.1 --port 5000) or leave mlflow.tracking_uri unset for the local store"
+            ) from None
 
 
 def default_artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
@@ -46,14 +101,24 @@ def ui_command(tracking_uri: str) -> str:
 def prepare_store(tracking_uri: str) -> None:
     """Create the folder and the database once (a fresh SQLite store migrated by several
     processes at once races; callers run this in the parent before any job starts)."""
+    from imbalance.errors import UsageError
+
+    probe_store(tracking_uri)
     fresh = False
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri[len("sqlite:///") :])
-        db.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the MLflow store in {db.parent}: {exc.strerror or exc}; choose another mlflow.tracking_uri") from None
         fresh = not db.exists()
     from mlflow.tracking import MlflowClient
 
-    MlflowClient(tracking_uri).search_experiments(max_results=1)
+    try:
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
+    except Exception as exc:  # a wrong database, a missing driver, a refused login: MLflow raises many types
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot open the MLflow store {masked(tracking_uri)}: {masked(reason)}") from None
     if fresh:
         # Write-ahead logging lets parallel episodes write without queueing behind readers
         # (about 3.5x faster with 4 writers); the mode is stored in the file itself.
@@ -90,13 +155,11 @@ def require_store(tracking_uri: str, how: str) -> None:
         path = Path(tracking_uri[len("sqlite:///") :])
         if not path.is_file():
             raise UsageError(f"no MLflow store at {path}; run from the folder that holds mlruns/ or {how}")
-    elif tracking_uri.startswith("file:") or "://" not in tracking_uri:
-        path = Path(tracking_uri.removeprefix("file://").removeprefix("file:"))
-        if not path.exists():
-            raise UsageError(f"no MLflow store at {path}; {how}")
+    elif tracking_uri.startswith(("http://", "https://")):
+        probe_store(tracking_uri)
 
 
-def download_artifact(tracking_uri: str | None, run_id: str, name: str) -> Path:
+def download_artifact(tracking_uri: str | None, run_id: str, name: str, how: str = "set mlflow.tracking_uri") -> Path:
     """A run's artifact as a local file; UsageError when the store, run or artifact is missing."""
     import tempfile
 
@@ -106,12 +169,12 @@ def download_artifact(tracking_uri: str | None, run_id: str, name: str) -> Path:
     from imbalance.errors import UsageError
 
     uri = resolve_tracking_uri(tracking_uri)
-    require_store(uri, "set mlflow.tracking_uri")
+    require_store(uri, how)
     client = MlflowClient(uri)
     try:
         client.get_run(run_id)
     except MlflowException:
-        raise UsageError(f"no run {run_id} in {uri}; check the id (mlflow ui) or set mlflow.tracking_uri") from None
+        raise UsageError(f"no run {run_id} in {masked(uri)}; check the id (mlflow ui) or {how}") from None
     try:
         return Path(client.download_artifacts(run_id, name, tempfile.mkdtemp(prefix="imbalance-")))
     except (MlflowException, OSError):

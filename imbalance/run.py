@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from imbalance.config import register_schemas
-from imbalance.errors import UsageError
+from imbalance.errors import UsageError, exit_with
 
 register_schemas()
 
@@ -27,12 +27,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     try:
         return run_episode(cfg)
     except UsageError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            import traceback
-
-            traceback.print_exc()
-        print(f"Error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(exc)
 
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -17,6 +17,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from imbalance.errors import UsageError, exit_with
+
 _job_parent: dict[str, str] = {}  # the parent run id, in the process that runs a job
 
 
@@ -32,6 +34,15 @@ class SweepCallback(Callback):
 
     # ------------------------------------------------------------------ launching process
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        # Hydra turns a callback's exception into a warning and launches the jobs anyway;
+        # SystemExit is the one way to stop a sweep whose configuration cannot work.
+        try:
+            self._start(config)
+        except UsageError as exc:
+            exit_with(exc)
+
+    def _start(self, config: Any) -> None:
+        check_every_job(config)
         if not config.mlflow.enabled:
             return
         # Ray (when it launches the jobs): no usage reporting from this machine, and every
@@ -101,3 +112,56 @@ class SweepCallback(Callback):
         from mlflow.tracking import MlflowClient
 
         return MlflowClient(self.tracking_uri)
+
+
+def check_every_job(config: Any) -> None:
+    """Range-check every value of the sweep before any job starts: a bad element (`tau=0.5,2`)
+    otherwise stops the sweep midway and leaves a failed parent run. Each swept value is
+    checked once on top of the first job's configuration (not every combination: a
+    200-seed sweep is checked in about a second). Only Hydra's basic sweeper enumerates its
+    jobs up front; other sweepers choose values as they go."""
+    import copy
+
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Override
+    from omegaconf import OmegaConf, open_dict
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from imbalance.config import GROUP_SCHEMAS, to_objects
+
+    if "basic" not in str(config.hydra.sweeper.get("_target_", "")).lower():
+        return
+    loader = GlobalHydra.instance().config_loader()
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(config.hydra.overrides.task))
+    first_job = list(BasicSweeper.split_arguments(parsed, None)[0][0])
+
+    def compose(overrides: list[str]) -> Any:
+        try:
+            job = loader.load_sweep_config(config, overrides)
+        except HydraException as exc:
+            raise UsageError(f"{' '.join(overrides)}: {str(exc).splitlines()[0]}") from None
+        with open_dict(job):
+            del job["hydra"]
+        return job
+
+    base = compose(first_job)
+    to_objects(base)
+    for override in parsed:
+        if not override.is_sweep_override() or not override.is_discrete_sweep() or override.is_hydra_override():
+            continue
+        key = override.key_or_group
+        if key in GROUP_SCHEMAS or key == "budget":  # another option of a group: compose it
+            for option in override.sweep_string_iterator():
+                to_objects(compose([o for o in first_job if not o.startswith(f"{key}=")] + [f"{key}={option}"]))
+            continue
+        for value in override.sweep_iterator():
+            job = copy.deepcopy(base)
+            try:
+                with open_dict(job):
+                    OmegaConf.update(job, key, Override._convert_value(value), force_add=override.is_add() or override.is_force_add())
+            except OmegaConfBaseException as exc:
+                raise UsageError(f"{key}={value}: {str(exc).splitlines()[0]}") from None
+            to_objects(job)

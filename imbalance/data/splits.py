@@ -68,10 +68,21 @@ def split_and_scale(
                 f"the {name} split holds {positives} positive row(s) of {len(idx)}; at least 2 are needed to measure F1. "
                 "Use more rows or a larger minority fraction"
             )
-    scaler = StandardScaler().fit(X[train_idx])
+    _require_finite(~np.isfinite(X).all(axis=0), feature_names, "hold infinite values; fill or drop those rows first")
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaler = StandardScaler().fit(X[train_idx])
+    _require_finite(~(np.isfinite(scaler.mean_) & np.isfinite(scaler.scale_)), feature_names,
+                    "hold values too large to standardise (their sum overflows); rescale them first")
 
     def make(idx: np.ndarray) -> Split:
         scaled = scaler.transform(X[idx]).astype(np.float32, copy=False)
+        _require_finite(~np.isfinite(scaled).all(axis=0), feature_names, "do not fit float32 after scaling; rescale them first")
         return Split(np.ascontiguousarray(scaled), y[idx].astype(np.int64, copy=False))
 
     return Splits(make(train_idx), make(val_idx), make(test_idx), feature_names, description)
+
+
+def _require_finite(bad: np.ndarray, feature_names: tuple[str, ...], problem: str) -> None:
+    if bad.any():
+        names = [feature_names[i] if i < len(feature_names) else f"column {i}" for i in np.flatnonzero(bad)[:5]]
+        raise UsageError(f"feature(s) {', '.join(names)} {problem}")

@@ -49,6 +49,8 @@ def _kaggle_csv_path(cfg: KaggleSource) -> Path:
     if cfg.path:
         path = Path(cfg.path).expanduser()
         if path.is_dir():
+            if not (path / KAGGLE_FILE).is_file():
+                raise UsageError(f"source.path={cfg.path} is a folder without {KAGGLE_FILE}; point it at the file or the folder holding it")
             path = path / KAGGLE_FILE
         if not path.is_file():
             raise UsageError(f"source.path={cfg.path}: no such file; point it at {KAGGLE_FILE} or the folder holding it")
@@ -95,6 +97,8 @@ def load_csv(cfg: CsvSource, seed: int) -> Splits:
     if not cfg.path:
         raise UsageError("source=csv needs a file: add source.path=/path/to/data.csv (and source.label=<label column>)")
     path = Path(cfg.path).expanduser()
+    if path.is_dir():
+        raise UsageError(f"source.path={cfg.path} is a folder; point it at the CSV file")
     if not path.is_file():
         raise UsageError(f"source.path={cfg.path}: no such file")
     variant = f"csv:{cfg.label}:{int(cfg.drop_duplicates)}"
@@ -105,6 +109,8 @@ def load_csv(cfg: CsvSource, seed: int) -> Splits:
 
 def _parse_csv(path: Path, label: str, drop_duplicates: bool) -> Table:
     frame = _read_csv(path)
+    if frame.empty:
+        raise UsageError(f"{path}: no data rows below the header")
     if label not in frame.columns:
         shown = ", ".join(map(str, list(frame.columns)[:10]))
         raise UsageError(f"{path}: no label column {label!r}; the columns are {shown}. Set source.label=<column>")
@@ -132,7 +138,8 @@ def _read_csv(path: Path):
         return pd.read_csv(path, engine="pyarrow")
     except Exception as exc:  # pyarrow/pandas raise many types for malformed files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"could not read {path} as CSV: {reason[:200]}") from None
+        reason = "".join(ch if ch.isprintable() and ch != "\ufffd" else "?" for ch in reason[:160])  # a binary file's bytes stay off the terminal
+        raise UsageError(f"could not read {path} as CSV: {reason}") from None
 
 
 def _require_numeric(frame, path: Path) -> None:

@@ -168,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.errors import HydraException
 
     from imbalance.config import register_schemas, to_objects
-    from imbalance.errors import UsageError
+    from imbalance.errors import UsageError, require_writable_dir
 
     register_schemas()
     conf = Path(__file__).resolve().parents[1] / "conf"
     try:
+        require_writable_dir(args.out, "--out")  # before minutes of episodes, not after
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
             config = to_objects(compose(config_name="config", overrides=args.overrides))
         from imbalance.data import load_splits
@@ -206,7 +207,6 @@ def main(argv: list[str] | None = None) -> int:
         report += f"\nBayes-optimal F1 of this distribution: {summary['bayes_optimal_f1']:.4f}"
     print("\n" + report)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "calibration.json").write_text(json.dumps({"overrides": args.overrides, "summary": summary, "episodes": results}, indent=1))
     plot(summary, out / "calibration.png", title)
     print(f"\nwrote {out / 'calibration.json'} and {out / 'calibration.png'}")

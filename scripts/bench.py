@@ -334,6 +334,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: unknown section(s) {unknown} (choose from {', '.join(SECTIONS)}), or --repeats < 1, or --memory-episodes < 8", file=sys.stderr)
         return 2
     output = Path(args.output).resolve() if args.output else None
+    if output is not None:
+        from imbalance.errors import UsageError, require_writable_dir
+
+        try:  # before twenty minutes of measuring, not after
+            require_writable_dir(output.parent, "--output")
+            if output.is_dir():
+                raise UsageError(f"--output {output} is a folder; name a file, e.g. {output / 'BENCHMARKS.md'}")
+        except UsageError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 2
     work = Path(args.workdir or tempfile.mkdtemp(prefix="imbalance-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # mlruns/ and outputs/ of in-process episodes land here

@@ -50,6 +50,8 @@ def test_calibrate_command(tmp_path):
 
 
 def test_calibrate_bad_input(tmp_path):
-    for args, message in [(["tau=2"], "tau must be in"), (["--target", "1.5"], "--target"), (["source=nope"], "source/nope")]:
+    (tmp_path / "a-file").write_text("")
+    for args, message in [(["tau=2"], "tau must be in"), (["--target", "1.5"], "--target"), (["source=nope"], "source/nope"),
+                          (["--out", "a-file"], "cannot write to a-file"), (["--out", "/proc/no/such"], "pass --out with a writable folder")]:
         proc = subprocess.run([sys.executable, "-m", "imbalance.calibrate", *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -12,7 +13,8 @@ from tests.conftest import DEFAULT_TAU, cli_env, run_cli
 from tests.test_data import seed_kagglehub_cache
 
 PER_CALL = {"val_f1", "val_precision", "val_recall", "threshold", "budget_remaining"}
-FINAL = {"test_f1", "passed", "steps_used", "tool_calls", "invalid_tool_calls", "wall_seconds"}
+FINAL = {"test_f1", "test_precision", "test_recall", "passed", "steps_used", "tool_calls", "invalid_tool_calls", "wall_seconds",
+         "time_data_seconds", "time_training_seconds", "time_evaluation_seconds", "time_grading_seconds"}
 
 
 def only_run(workdir):
@@ -98,6 +100,18 @@ def test_kaggle_source_through_a_seeded_kagglehub_cache(tmp_path, creditcard_csv
         (["source=kaggle", "source.path=/nonexistent/creditcard.csv"], 2, "no such file"),
         (["source=kaggle"], 2, "source.path=/path/to/creditcard.csv"),
         (["source=csv"], 2, "source=csv needs a file"),
+        (["+source.n_trian=100"], 2, "source.n_trian is not a setting; did you mean source.n_train?"),  # Hydra's own hint leads here
+        (["~agent"], 2, "no agent chosen; pick one of heuristic"),
+        (["model.seed=-3"], 2, "e.g. model.seed=0"),  # the example is typed: 0.0 would not compose
+        (["model.hidden=[]"], 2, "use model=logreg"),
+        (["resume=true", "mlflow.enabled=false"], 2, "needs mlflow.enabled=true"),
+        (["source.n_train=10000000", "source.n_val=10000000", "source.n_test=10000000", "source.n_features=1000"], 2, "GiB"),
+        (["mlflow.tracking_uri=foo://bar"], 2, "the tracking URI (mlflow.tracking_uri, --tracking-uri) must be"),
+        (["mlflow.tracking_uri=sqlite:///"], 2, "an in-memory database would lose the run"),
+        (["mlflow.tracking_uri=http://127.0.0.1:9"], 2, "cannot reach the MLflow tracking server"),
+        (["mlflow.experiment_name=' '"], 2, "mlflow.experiment_name must not be empty"),
+        (["agent=anthropic", "agent.base_url=notaurl"], 2, "agent.base_url must be an http(s) URL"),
+        (["-m", "tau=0.5,2"], 2, "tau must be in [0, 1]; got 2.0"),  # checked before the first job starts
     ],
 )
 def test_bad_input_exits_with_a_clear_line_and_no_traceback(tmp_path, args, code, message):
@@ -109,6 +123,27 @@ def test_bad_input_exits_with_a_clear_line_and_no_traceback(tmp_path, args, code
     if code == 2:
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "mlruns").exists()  # no half-made run for bad input
+
+
+def test_csv_source_end_to_end_and_files_it_refuses(tmp_path):
+    rng = np.random.default_rng(0)
+    y = (rng.random(3000) < 0.05).astype(int)
+    X = rng.normal(size=(3000, 3)) + 1.5 * y[:, None]
+    rows = ["x1,x2,x3,is_fraud", *(f"{a:.5f},{b:.5f},{c:.5f},{'yes' if t else 'no'}" for (a, b, c), t in zip(X, y))]
+    (tmp_path / "ok.csv").write_text("\n".join(rows) + "\n")
+    proc = run_cli("source=csv", f"source.path={tmp_path / 'ok.csv'}", "source.label=is_fraud", f"source.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, run = only_run(tmp_path)
+    assert run.data.params["source.name"] == "csv" and run.data.params["source.label"] == "is_fraud" and "test_f1" in run.data.metrics
+
+    bad = {"inf.csv": "\n".join([rows[0], "inf,0,0,no", *rows[1:]]), "huge.csv": "\n".join([rows[0], *(f"1e308,0,0,no" for _ in range(50)), *rows[1:]])}
+    (tmp_path / "folder").mkdir()
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text + "\n")
+    for path, message in [("inf.csv", "feature(s) x1 hold infinite values"), ("huge.csv", "feature(s) x1 hold values too large to standardise"),
+                          ("folder", "is a folder; point it at the CSV file")]:
+        proc = run_cli("source=csv", f"source.path={tmp_path / path}", "source.label=is_fraud", f"source.cache_dir={tmp_path / 'cache'}", "mlflow.enabled=false", cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (path, proc.stderr[-2000:])
 
 
 HEAVY = ("torch", "pytorch_lightning", "lightning", "mlflow", "sklearn", "imblearn", "anthropic", "openai", "ray")

@@ -287,10 +287,12 @@ def test_sweep_from_the_command_line_reads_children_and_logs_the_report(store):
         (["--tau", "abc"], ["--tau", "invalid float value"]),
         (["--group-by", "agent,colour"], ["named 'colour'"]),
         (["--bogus"], ["unrecognized arguments: --bogus"]),
+        (["--tracking-uri", "foo://bar"], ["the tracking URI", "sqlite:///path/to/mlflow.db", "'foo://bar'"]),
+        (["--tracking-uri", "http://127.0.0.1:9"], ["cannot reach the MLflow tracking server at http://127.0.0.1:9"]),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(store, tmp_path, capsys, args, fragments):
-    code = report.main(["--tracking-uri", store["uri"], "--out", str(tmp_path / "out"), *args])
+    code = report.main(["--tracking-uri", store["uri"], "--out", str(tmp_path / "out"), *args])  # a later --tracking-uri wins
     captured = capsys.readouterr()
     assert_one_error_line(code, captured.err, *fragments)
     assert captured.out == ""

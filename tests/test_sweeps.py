@@ -109,6 +109,10 @@ def test_rerun_from_the_saved_config_reproduces_the_episode(tmp_path):
     # an override on top of the saved configuration
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "rerun.py"), rid, "--replay", "model.seed=123"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    _, _, episodes = runs_of(local_uri(tmp_path))
+    (reseeded,) = [e for e in episodes if e.data.tags.get("rerun_of") == rid and e.data.params.get("model.seed") == "123"]
+    assert reseeded.data.tags["agent"] == "replay" and reseeded.data.params["seed"] == "4"
+    assert reseeded.data.tags["paid_actions"] == original.data.tags["paid_actions"]  # the same actions, other weights
     # Hydra's own way: the downloaded config.yaml as the primary config
     folder = tmp_path / "dl"
     client.download_artifacts(rid, "config.yaml", str(folder))

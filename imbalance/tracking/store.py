@@ -58,8 +58,12 @@ def probe_store(uri: str) -> None:
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise UsageError(f"cannot create the MLflow store in {folder} ({existing} is not a writable folder); choose another mlflow.tracking_uri")
     elif uri.startswith(("http://", "https://")):
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(uri)
+        host = parts.netloc.rsplit("@", 1)[-1]  # urllib cannot take user:password@; /health needs no login
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
+            with urllib.request.urlopen(parts._replace(netloc=host).geturl().rstrip("/") + "/health", timeout=5):
                 pass
         except urllib.error.HTTPError:
             pass  # it answered: a server behind a proxy or authentication may refuse /health

@@ -112,3 +112,15 @@ def mlflow_server(tmp_path_factory):
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def pytest_configure(config):
+    """Hypothesis keeps its caches (.hypothesis/) in a temporary folder, not the checkout."""
+    import shutil
+    import tempfile
+
+    from hypothesis import configuration
+
+    home = tempfile.mkdtemp(prefix="hypothesis-")
+    configuration.set_hypothesis_home_dir(home)
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))

@@ -120,3 +120,33 @@ def test_replay_errors(tmp_path, args, message):
     proc = run_cli(*SMALL, *args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_sweep_counts_an_episode_lost_to_the_api_apart_and_goes_on(tmp_path):
+    """Seed 0 plays the script, seed 1 meets a 500 with no retries left, seed 2 gets a text-only reply."""
+    from tests.test_sweeps import check_summary
+
+    fault = {"status": 500, "headers": {"retry-after-ms": "1"}, "json": {"type": "error", "error": {"type": "api_error", "message": "boom"}}}
+    with FakeLLM([*SCRIPT, fault]) as server:
+        proc = run_cli("-m", *SMALL, "agent=anthropic", f"agent.base_url={server.url}", "agent.max_retries=0", "seed=0,1,2",
+                       cwd=tmp_path, env=cli_env(ANTHROPIC_API_KEY=KEY))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, _, runs = store(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    episodes = [r for r in runs if "termination_reason" in r.data.tags]
+    reasons = {int(e.data.params["seed"]): e.data.tags["termination_reason"] for e in episodes}
+    assert reasons == {0: "submitted", 1: "error", 2: "auto_submitted"}
+    assert all(e.info.status == "FINISHED" for e in episodes)
+    check_summary(client.get_run(parent.info.run_id), episodes, proc.stdout)
+    m = client.get_run(parent.info.run_id).data.metrics
+    assert m["errors"] == 1 and m["passed"] + m["failed"] == 2  # the error is not a fail
+    assert "Errors: 1 (infrastructure; not counted as failed)" in proc.stdout and "seed=1 ERROR" in proc.stdout
+
+
+def test_a_limit_ends_the_episode_and_is_named_in_the_run(tmp_path):
+    with FakeLLM(list(SCRIPT)) as server:
+        proc = run_cli(*SMALL, "agent=anthropic", f"agent.base_url={server.url}", "budget.conv_steps=2", cwd=tmp_path, env=cli_env(ANTHROPIC_API_KEY=KEY))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, _, (run,) = store(tmp_path)
+    assert run.data.tags["termination_reason"] == "auto_submitted" and run.data.tags["limit"] == "conv_steps"
+    assert run.data.metrics["llm_calls"] == 2 and "test_f1" in run.data.metrics

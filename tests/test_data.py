@@ -165,6 +165,12 @@ def test_csv_minority_class_is_the_positive_class(tmp_path):
     s = load_splits(CsvSource(path=str(path), label="target", cache_dir=str(tmp_path)), seed=0)
     assert s.feature_names == ("f1", "f2")
     assert s.train.positives + s.val.positives + s.test.positives == 100
+    # the minority is positive whichever way its label sorts: here 0 is the rare class, 1 the common one
+    frame = pd.read_csv(path)
+    frame["target"] = (frame["target"] == "ok").astype(int)
+    frame.to_csv(tmp_path / "numeric.csv", index=False)
+    s = load_splits(CsvSource(path=str(tmp_path / "numeric.csv"), label="target", cache_dir=str(tmp_path)), seed=0)
+    assert s.train.positives + s.val.positives + s.test.positives == 100
 
 
 @pytest.mark.parametrize(

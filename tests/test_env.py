@@ -122,7 +122,10 @@ def test_train_epochs_are_capped_on_large_data():
 def test_sweep_thresholds_sets_the_best_validation_threshold_for_free(env):
     call(env, "train", epochs=5)
     grid = call(env, "sweep_thresholds", num_points=11).output
-    assert grid["threshold"] in np.round(np.linspace(0, 1, 11), 12).tolist() or math.isclose(grid["threshold"] * 10, round(grid["threshold"] * 10))
+    points = np.linspace(0, 1, 11)
+    grid_f1 = [f1_score(env.splits.val.y, env._val_proba >= t, zero_division=0) for t in points]
+    assert grid["threshold"] == pytest.approx(points[np.flatnonzero(np.isclose(grid_f1, max(grid_f1)))[-1]])  # the best grid point (ties: the highest)
+    assert grid["val_f1"] == pytest.approx(max(grid_f1), abs=1e-6)
     exact = call(env, "sweep_thresholds").output
     assert exact["val_f1"] >= grid["val_f1"]
     assert env.state.setup.threshold == exact["threshold"] and env.state.steps_used == 0

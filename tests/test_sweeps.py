@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from imbalance.stats import pass_at_k, pass_hat_k, wilson_interval
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_env, run_cli
 
 TINY = ["source.n_train=1500", "source.n_val=600", "source.n_test=600", "budget.retrain_epochs=2"]
 
@@ -127,7 +129,12 @@ def test_rerun_from_the_saved_config_reproduces_the_episode(tmp_path):
 @pytest.mark.parametrize("launcher", [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=ray_local"]], ids=["joblib", "ray"])
 def test_parallel_sweeps_log_every_episode_once_to_a_tracking_server(tmp_path, mlflow_server, launcher):
     experiment = f"parallel-{launcher[0].split('=')[1]}"
-    proc = run_cli("-m", *launcher, *TINY, "seed=range(0,4)", f"mlflow.tracking_uri={mlflow_server}", f"mlflow.experiment_name={experiment}", cwd=tmp_path, timeout=600)
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's session files, not left in /tmp/ray; short for its socket paths
+    try:
+        proc = run_cli("-m", *launcher, *TINY, "seed=range(0,4)", f"mlflow.tracking_uri={mlflow_server}", f"mlflow.experiment_name={experiment}",
+                       cwd=tmp_path, timeout=600, env=cli_env(RAY_TMPDIR=ray_tmp))
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, parents, episodes = runs_of(mlflow_server, experiment)
     assert len(parents) == 1 and len(episodes) == 4

@@ -136,7 +136,7 @@ def test_csv_source_end_to_end_and_files_it_refuses(tmp_path):
     _, run = only_run(tmp_path)
     assert run.data.params["source.name"] == "csv" and run.data.params["source.label"] == "is_fraud" and "test_f1" in run.data.metrics
 
-    bad = {"inf.csv": "\n".join([rows[0], "inf,0,0,no", *rows[1:]]), "huge.csv": "\n".join([rows[0], *(f"1e308,0,0,no" for _ in range(50)), *rows[1:]])}
+    bad = {"inf.csv": "\n".join([rows[0], "inf,0,0,no", *rows[1:]]), "huge.csv": "\n".join([rows[0], *("1e308,0,0,no" for _ in range(50)), *rows[1:]])}
     (tmp_path / "folder").mkdir()
     for name, text in bad.items():
         (tmp_path / name).write_text(text + "\n")

@@ -126,8 +126,8 @@ def check_every_job(config: Any) -> None:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Override
-    from omegaconf import OmegaConf, open_dict
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
     from imbalance.config import GROUP_SCHEMAS, to_objects

@@ -14,9 +14,9 @@ STORE_FORMS = "sqlite:///path/to/mlflow.db, http(s)://host:port (a tracking serv
 
 
 def resolve_tracking_uri(tracking_uri: str | None, workdir: Path | None = None) -> str:
-    """`None` means the embedded store in `<workdir>/mlruns/mlflow.db`; anything else must be
-    a store MLflow 3 can open (UsageError otherwise, before any work starts)."""
-    if tracking_uri is not None:
+    """`None` (or `mlflow.tracking_uri=`) means the embedded store in `<workdir>/mlruns/mlflow.db`;
+    anything else must be a store MLflow 3 can open (UsageError otherwise, before any work starts)."""
+    if tracking_uri:
         check_tracking_uri(tracking_uri)
         return tracking_uri
     root = (workdir or Path.cwd()) / DEFAULT_DIR

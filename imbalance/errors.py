@@ -25,7 +25,6 @@ def exit_with(exc: UsageError) -> NoReturn:
     sys.exit(2)
 
 
-
 def require_writable_dir(folder, flag: str) -> None:
     """Create `folder` now and prove it takes files, so a long job never ends by losing its
     results to an unwritable path."""

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import imbalance.tracking  # noqa: F401  (light: sets MLflow's environment defaults before MLflow loads)
-from imbalance.errors import UsageError
+from imbalance.errors import UsageError, require_writable_dir
 from imbalance.tracking.store import masked
 
 DEFAULT_EXPERIMENT = "imbalance"
@@ -566,8 +566,8 @@ def report(args: argparse.Namespace) -> int:
     print(text, end="")
 
     out: Path = args.out or source.default_out()
+    require_writable_dir(out, "--out")
     try:
-        out.mkdir(parents=True, exist_ok=True)
         report_path = out / REPORT_FILE
         report_path.write_text(text)
         plots = [] if args.no_plots else write_plots(summaries, args.group_by, out, args.tau)

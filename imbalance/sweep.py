@@ -50,9 +50,10 @@ class SweepCallback(Callback):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         from imbalance.tracking.runs import owner_tags, reap_dead_runs
-        from imbalance.tracking.store import ensure_experiment, masked, prepare_store, resolve_tracking_uri
+        from imbalance.tracking.store import ensure_experiment, masked, prepare_store, probe_store, resolve_tracking_uri
 
         self.tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+        probe_store(self.tracking_uri)
         prepare_store(self.tracking_uri)  # migrate a fresh SQLite store once, before any job
         client = self._client()
         self.experiment_id = ensure_experiment(client, config.mlflow.experiment_name, self.tracking_uri)
@@ -153,7 +154,7 @@ def check_every_job(config: Any) -> None:
         if not override.is_sweep_override() or not override.is_discrete_sweep() or override.is_hydra_override():
             continue
         key = override.key_or_group
-        if key in GROUP_SCHEMAS or key == "budget":  # another option of a group: compose it
+        if key in GROUP_SCHEMAS:  # another option of a group: compose it
             for option in override.sweep_string_iterator():
                 to_objects(compose([o for o in first_job if not o.startswith(f"{key}=")] + [f"{key}={option}"]))
             continue

@@ -104,10 +104,10 @@ def ui_command(tracking_uri: str) -> str:
 
 def prepare_store(tracking_uri: str) -> None:
     """Create the folder and the database once (a fresh SQLite store migrated by several
-    processes at once races; callers run this in the parent before any job starts)."""
+    processes at once races; callers run this in the parent before any job starts).
+    Callers have run `probe_store` first, so a dead server is never retried here for minutes."""
     from imbalance.errors import UsageError
 
-    probe_store(tracking_uri)
     fresh = False
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri[len("sqlite:///") :])

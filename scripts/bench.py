@@ -64,17 +64,6 @@ class Report:
 
 
 # ------------------------------------------------------------------------------- helpers
-def compose(*overrides: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from imbalance.config import register_schemas
-
-    register_schemas()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
-
-
 def creditcard_file(folder: Path, rows: int) -> Path:
     from imbalance.data.creditcard_like import write_creditcard_like
 
@@ -92,9 +81,10 @@ def scripted_agent_file(folder: Path) -> Path:
 
 
 def run_in_process(*overrides: str) -> dict:
-    from imbalance.runner import run_episode
+    from imbalance.config.compose import compose_config
+    from imbalance.experiment.runner import run_episode
 
-    return run_episode(compose(*overrides))
+    return run_episode(compose_config(overrides))
 
 
 # ------------------------------------------------------------------------------ sections
@@ -261,7 +251,7 @@ def bench_sweep(report: Report, work: Path) -> None:
 
 def bench_kaggle_file(report: Report, repeats: int, work: Path) -> None:
     report.section("6. Kaggle file: first parse against the cached load (284,807 rows, credit-card schema)")
-    from imbalance.data.tabular import KAGGLE_FILE, cached_table, _parse_kaggle
+    from imbalance.data.tabular import KAGGLE_FILE, _parse_kaggle, cached_table
 
     path = creditcard_file(work, CC_ROWS)
     size_mb = path.stat().st_size / 1e6
@@ -335,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     output = Path(args.output).resolve() if args.output else None
     if output is not None:
-        from imbalance.errors import UsageError, require_writable_dir
+        from imbalance.cli.errors import require_writable_dir
+        from imbalance.errors import UsageError
 
         try:  # before twenty minutes of measuring, not after
             require_writable_dir(output.parent, "--output")

@@ -3,7 +3,7 @@
 
 import sys
 
-from imbalance.rerun import main
+from imbalance.cli.rerun import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from imbalance.calibrate import action_sets, pass_rate, tau_for_pass_rate
+from imbalance.experiment.calibration import action_sets, pass_rate, tau_for_pass_rate
 
 
 def test_action_sets_respect_the_budget():
@@ -26,6 +26,7 @@ def test_tau_for_a_target_pass_rate():
     assert tau_for_pass_rate(f1s, 0.4) < tau < tau_for_pass_rate(f1s, 0.1)
 
 
+@pytest.mark.slow
 def test_calibrate_command(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "imbalance.calibrate", "source.n_train=1500", "source.n_val=600", "source.n_test=600",
@@ -49,6 +50,7 @@ def test_calibrate_command(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+@pytest.mark.slow
 def test_calibrate_bad_input(tmp_path):
     (tmp_path / "a-file").write_text("")
     for args, message in [(["tau=2"], "tau must be in"), (["--target", "1.5"], "--target"), (["source=nope"], "source/nope"),

@@ -9,8 +9,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import DEFAULT_TAU, cli_env, run_cli
-from tests.test_data import seed_kagglehub_cache
+from tests.helpers import DEFAULT_TAU, cli_env, run_cli, seed_kagglehub_cache
 
 PER_CALL = {"val_f1", "val_precision", "val_recall", "threshold", "budget_remaining"}
 FINAL = {"test_f1", "test_precision", "test_recall", "passed", "steps_used", "tool_calls", "invalid_tool_calls", "wall_seconds",
@@ -25,6 +24,7 @@ def only_run(workdir):
     return client, runs[0]
 
 
+@pytest.mark.slow
 def test_default_episode_leaves_everything_the_contract_lists(tmp_path):
     """The README's first command, with nothing set: offline, embedded store, under a minute."""
     proc = run_cli(cwd=tmp_path)
@@ -71,6 +71,7 @@ def _artifact_path(run, name):
     return [*tail.split("/"), name]
 
 
+@pytest.mark.slow
 def test_kaggle_source_from_a_path_and_the_random_agent(tmp_path, creditcard_csv):
     proc = run_cli("source=kaggle", "tau=0.75", f"source.path={creditcard_csv}", f"source.cache_dir={tmp_path / 'cache'}", "agent=random", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -80,6 +81,7 @@ def test_kaggle_source_from_a_path_and_the_random_agent(tmp_path, creditcard_csv
     assert run.data.params["tau"] == "0.75" and "test_f1" in run.data.metrics
 
 
+@pytest.mark.slow
 def test_kaggle_source_through_a_seeded_kagglehub_cache(tmp_path, creditcard_csv):
     seed_kagglehub_cache(tmp_path / "kh", creditcard_csv)
     env = cli_env(KAGGLEHUB_CACHE=str(tmp_path / "kh"), HTTPS_PROXY="http://127.0.0.1:9")
@@ -89,6 +91,7 @@ def test_kaggle_source_through_a_seeded_kagglehub_cache(tmp_path, creditcard_csv
     assert not (tmp_path / "mlruns").exists()  # mlflow.enabled=false logs nothing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, code, message",
     [
@@ -125,6 +128,7 @@ def test_bad_input_exits_with_a_clear_line_and_no_traceback(tmp_path, args, code
     assert not (tmp_path / "mlruns").exists()  # no half-made run for bad input
 
 
+@pytest.mark.slow
 def test_csv_source_end_to_end_and_files_it_refuses(tmp_path):
     rng = np.random.default_rng(0)
     y = (rng.random(3000) < 0.05).astype(int)

@@ -7,8 +7,8 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL, cli_env, run_cli
 from tests.fake_llm import FakeLLM, reply
+from tests.helpers import SMALL, cli_env, run_cli
 
 KEY = "sk-marker-e2e-93b1c7d2a4"
 SCRIPT = [
@@ -33,6 +33,7 @@ def assert_key_nowhere(workdir, *texts: str) -> None:
             assert KEY.encode() not in path.read_bytes(), f"the API key leaked into {path}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["anthropic", "openai"])
 def test_llm_episode_through_the_command_line(api, tmp_path):
     with FakeLLM(list(SCRIPT)) as server:
@@ -67,6 +68,7 @@ def test_llm_episode_through_the_command_line(api, tmp_path):
     assert_key_nowhere(tmp_path, proc.stdout, proc.stderr)
 
 
+@pytest.mark.slow
 def test_api_failure_ends_the_episode_in_error_and_replay_reproduces_an_llm_episode(tmp_path):
     env = cli_env(ANTHROPIC_API_KEY=KEY)
     # The failing server quotes the key back, as some APIs do in their error messages.
@@ -95,6 +97,7 @@ def test_api_failure_ends_the_episode_in_error_and_replay_reproduces_an_llm_epis
     assert_key_nowhere(tmp_path, ok.stdout, ok.stderr, err.stdout, err.stderr)
 
 
+@pytest.mark.slow
 def test_missing_key_exits_2_naming_the_variable(tmp_path):
     proc = run_cli("agent=anthropic", cwd=tmp_path)
     assert proc.returncode == 2
@@ -102,6 +105,7 @@ def test_missing_key_exits_2_naming_the_variable(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -122,9 +126,10 @@ def test_replay_errors(tmp_path, args, message):
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_sweep_counts_an_episode_lost_to_the_api_apart_and_goes_on(tmp_path):
     """Seed 0 plays the script, seed 1 meets a 500 with no retries left, seed 2 gets a text-only reply."""
-    from tests.test_sweeps import check_summary
+    from tests.helpers import check_summary
 
     fault = {"status": 500, "headers": {"retry-after-ms": "1"}, "json": {"type": "error", "error": {"type": "api_error", "message": "boom"}}}
     with FakeLLM([*SCRIPT, fault]) as server:
@@ -143,6 +148,7 @@ def test_a_sweep_counts_an_episode_lost_to_the_api_apart_and_goes_on(tmp_path):
     assert "Errors: 1 (infrastructure; not counted as failed)" in proc.stdout and "seed=1 ERROR" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_limit_ends_the_episode_and_is_named_in_the_run(tmp_path):
     with FakeLLM(list(SCRIPT)) as server:
         proc = run_cli(*SMALL, "agent=anthropic", f"agent.base_url={server.url}", "budget.conv_steps=2", cwd=tmp_path, env=cli_env(ANTHROPIC_API_KEY=KEY))

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from imbalance.config import CsvSource, KaggleSource, SyntheticSource
-from imbalance.data import load_splits
-from imbalance.data import tabular
+from imbalance.data import load_splits, tabular
 from imbalance.data.splits import split_and_scale
 from imbalance.data.synthetic import bayes_optimal_f1
 from imbalance.errors import UsageError

@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 from imbalance.data.splits import Split
 from imbalance.env.environment import ImbalanceEnv
 from imbalance.env.tools import PAID_TOOLS, TOOLS, TOOLS_BY_NAME
-from tests.conftest import make_env
+from tests.helpers import make_env
 
 
 def call(env, tool, **args):
@@ -202,7 +202,8 @@ def test_loss_actions_retrain_cost_one_step_and_repeat_free(env, tool, args):
 def test_class_weights_follow_the_effective_number_formula(env):
     out = call(env, "set_class_weights", beta=0.999).output
     w_neg, w_pos = out["class_weights"]
-    e = lambda n: (1 - 0.999**n) / (1 - 0.999)
+    def e(n):
+        return (1 - 0.999**n) / (1 - 0.999)
     assert w_pos / w_neg == pytest.approx(e(2910) / e(90), rel=1e-9)
 
 
@@ -339,7 +340,7 @@ def test_a_finished_episode_is_freed_without_the_cyclic_garbage_collector():
     import weakref
 
     from imbalance.agents.heuristic import HeuristicAgent
-    from imbalance.episode import play
+    from imbalance.experiment.episode import play
 
     env = make_env("budget.max_steps=2")
     gc.collect()

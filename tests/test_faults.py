@@ -13,10 +13,9 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imbalance.runner import run_episode
-from tests.conftest import compose_cfg, run_cli
+from imbalance.experiment.runner import run_episode
 from tests.fake_llm import FakeLLM, reply
-from tests.test_sweeps import TINY, check_summary, local_uri, runs_of
+from tests.helpers import TINY, check_summary, compose_config, local_uri, run_cli, runs_of
 
 KEY = "sk-marker-faults-5e2d"
 FAST = {"retry-after-ms": "1"}
@@ -40,7 +39,7 @@ def llm_run(tmp_path, monkeypatch, api: str, script: list[dict]):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with FakeLLM(script) as server:
         url = server.url if api == "anthropic" else server.openai_url
-        summary = run_episode(compose_cfg(*TINY, f"agent={api}", f"agent.base_url={url}", "agent.max_retries=1", "agent.timeout_s=1"))
+        summary = run_episode(compose_config([*TINY, f"agent={api}", f"agent.base_url={url}", "agent.max_retries=1", "agent.timeout_s=1"]))
     client = MlflowClient(local_uri(tmp_path))
     run = client.get_run(summary["run_id"])
     assert run.info.status == "FINISHED"
@@ -50,6 +49,7 @@ def llm_run(tmp_path, monkeypatch, api: str, script: list[dict]):
     return client, run, records
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["anthropic", "openai"])
 def test_transient_api_faults_of_every_kind_leave_a_completed_episode(tmp_path, monkeypatch, api):
     """Each fault once, between normal turns, after a tool call with unparseable input."""
@@ -62,6 +62,7 @@ def test_transient_api_faults_of_every_kind_leave_a_completed_episode(tmp_path, 
     assert [r["tool"] for r in records].count("eval_on_val") == len(FAULTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["anthropic", "openai"])
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_persistent_api_faults_end_in_error_with_a_complete_run(tmp_path, monkeypatch, api, fault):
@@ -71,6 +72,7 @@ def test_persistent_api_faults_end_in_error_with_a_complete_run(tmp_path, monkey
     assert len(records) == 1 and records[0]["invalid"]
 
 
+@pytest.mark.slow
 def test_twenty_parallel_episodes_on_a_fresh_sqlite_store(tmp_path):
     proc = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, "seed=range(0,20)", cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -81,6 +83,7 @@ def test_twenty_parallel_episodes_on_a_fresh_sqlite_store(tmp_path):
     check_summary(client.get_run(parents[0].info.run_id), episodes, proc.stdout)
 
 
+@pytest.mark.slow
 def test_twenty_parallel_episodes_against_a_tracking_server(tmp_path, mlflow_server):
     # credentials in the URI (the server ignores them) must be masked wherever the project writes the URI
     password = "pw-marker-31c9"
@@ -111,6 +114,7 @@ def _statuses(db) -> list[tuple[str, str]]:
         return []
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_mid_episode_resumes_with_one_finished_run_per_configuration(tmp_path):
     args = [sys.executable, "-m", "imbalance.run", "-m", "seed=range(0,4)", "source.n_train=6000", "source.n_val=2000", "source.n_test=2000"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -142,6 +146,7 @@ def test_a_sweep_killed_mid_episode_resumes_with_one_finished_run_per_configurat
     assert "already finished as run" in resumed.stdout
 
 
+@pytest.mark.slow
 def test_same_configuration_same_episode_to_the_last_digit(tmp_path):
     outputs = []
     for folder in ("a", "b"):

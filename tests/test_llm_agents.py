@@ -7,14 +7,13 @@ import json
 import pytest
 
 from imbalance.agents import AgentContext, make_agent, require_api_key
-from imbalance.config import to_objects
-from imbalance.data import load_splits
-from imbalance.env.environment import ImbalanceEnv
 from imbalance.env.tools import TOOLS
-from imbalance.episode import play
 from imbalance.errors import UsageError
-from tests.conftest import DEFAULT_TAU, SMALL, compose_cfg
+from imbalance.experiment.build import build_episode
+from imbalance.experiment.episode import play
+from imbalance.seeding import derive_seed
 from tests.fake_llm import FakeLLM, reply, text
+from tests.helpers import DEFAULT_TAU, SMALL, compose_config
 
 KEY = "sk-marker-4f1e9c2b7d"
 APIS = ["anthropic", "openai"]
@@ -32,12 +31,13 @@ def api_keys(monkeypatch):
 def episode(api: str, script: list[dict], *overrides: str, history=None):
     with FakeLLM(script) as server:
         url = server.url if api == "anthropic" else server.openai_url
-        config = to_objects(compose_cfg(*SMALL, f"agent={api}", f"agent.base_url={url}", "agent.max_retries=2", "agent.timeout_s=5", *overrides))
-        env = ImbalanceEnv(load_splits(config.source, config.seed), model=config.model, budget=config.budget, tau=config.tau, seed=config.seed)
-        ctx = AgentContext(seed=1, tau=config.tau, max_steps=config.budget.max_steps, conv_steps=config.budget.conv_steps,
-                           source=env.splits.description, history=history or [])
-        agent = make_agent(config.agent, ctx)
-        result = play(env, agent)
+        config = compose_config([*SMALL, f"agent={api}", f"agent.base_url={url}", "agent.max_retries=2", "agent.timeout_s=5", "mlflow.enabled=false", *overrides])
+        setup = build_episode(config)
+        agent = setup.agent
+        if history:  # as if earlier episodes had been found in the store (agent.history=true)
+            agent = make_agent(config.agent, AgentContext(seed=1, tau=config.tau, max_steps=config.budget.max_steps,
+                                                          conv_steps=config.budget.conv_steps, source=setup.env.splits.description, history=history))
+        result = play(setup.env, agent)
     return result, server.requests, agent
 
 
@@ -84,13 +84,13 @@ def test_tool_use_turns_to_submission(api):
     assert last_user_text(api, requests[2]) == (
         "You may use up to 3 paid actions; remaining: 2 (steps_used=1). Free tools: train, eval_on_val, sweep_thresholds."
     )
-    metrics = agent.metrics
+    metrics = agent.metrics()
     if api == "anthropic":
         assert metrics["input_tokens"] == 300 and metrics["output_tokens"] == 60 and metrics["cache_read_input_tokens"] == 150
     else:
         assert metrics["input_tokens"] == 300 and metrics["cache_read_input_tokens"] == 150 and metrics["output_tokens"] == 60
     assert metrics["llm_calls"] == 3
-    transcript = agent.artifacts["transcript.json"]
+    transcript = agent.artifacts()["transcript.json"]
     assert len(transcript["responses"]) == 3 and transcript["messages"][-1]["role"] == "assistant"
 
 
@@ -147,6 +147,7 @@ def test_submit_after_sweep_option(api):
     assert result.termination_reason == "auto_submitted" and result.grade is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize(
     "fault",
@@ -167,6 +168,7 @@ def test_transient_faults_are_retried_and_the_episode_completes(api, fault):
     assert len(requests) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize(
     "fault, message",
@@ -183,7 +185,7 @@ def test_persistent_api_failure_ends_in_error_not_a_failed_grade(api, fault, mes
     assert result.termination_reason == "error" and result.grade is None
     assert message in result.error_message
     assert len(requests) == (2 if "401" in message else 4)  # 401 is not retried
-    assert agent.artifacts["transcript.json"]["errors"]
+    assert agent.artifacts()["transcript.json"]["errors"]
 
 
 def test_retry_after_is_honoured():
@@ -204,9 +206,10 @@ def test_anthropic_prompt_caching_marks_the_stable_prefix_and_one_moving_breakpo
 
 
 def test_openai_sends_the_agent_seed_and_sampling_settings():
-    _, requests, _ = episode("openai", list(GOOD), "agent.temperature=0.3")
+    """The sampling seed is the episode's agent stream: derived from `seed` and `trial`."""
+    _, requests, _ = episode("openai", list(GOOD), "agent.temperature=0.3", "seed=5", "trial=2")
     body = requests[0]["body"]
-    assert body["seed"] == 1 and body["temperature"] == 0.3 and body["max_tokens"] == 1024
+    assert body["seed"] == derive_seed(5, "agent/2") and body["temperature"] == 0.3 and body["max_tokens"] == 1024
 
 
 def test_history_lists_earlier_paid_action_sets():
@@ -224,7 +227,7 @@ def test_history_lists_earlier_paid_action_sets():
 def test_missing_key_names_the_variable_and_the_offline_agent(api, var, monkeypatch):
     monkeypatch.delenv(var)
     with pytest.raises(UsageError) as err:
-        require_api_key(to_objects(compose_cfg(f"agent={api}")).agent)
+        require_api_key(compose_config([f"agent={api}"]).agent)
     assert var in str(err.value) and "agent=heuristic" in str(err.value)
 
 
@@ -233,7 +236,7 @@ def test_the_key_is_sent_only_as_a_header(api):
     result, requests, agent = episode(api, list(GOOD))
     assert requests[0]["headers"]["authorization"] == f"Bearer {KEY}" or requests[0]["headers"].get("x-api-key") == KEY
     assert all(KEY not in json.dumps(r["body"]) for r in requests)
-    assert KEY not in json.dumps(agent.artifacts) and KEY not in json.dumps(result.records)
+    assert KEY not in json.dumps(agent.artifacts()) and KEY not in json.dumps(result.records)
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -242,4 +245,4 @@ def test_a_key_echoed_by_the_server_is_redacted(api):
     result, _, agent = episode(api, [echo])
     assert result.termination_reason == "error"
     assert KEY not in result.error_message and "[REDACTED]" in result.error_message
-    assert KEY not in json.dumps(agent.artifacts)
+    assert KEY not in json.dumps(agent.artifacts())

@@ -24,11 +24,14 @@ import time
 from pathlib import Path
 
 import pytest
-
-import imbalance.tracking  # noqa: F401  (MLflow environment defaults, as in the project)
-from imbalance import report
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+
+import imbalance.tracking  # noqa: F401  (MLflow environment defaults, as in the project)
+from imbalance.analysis import episodes as rows
+from imbalance.analysis import summary, text
+from imbalance.analysis.plots import PLOT_FILES
+from imbalance.cli import report
 
 SMOTE_CW = [{"tool": "smote", "ratio": 0.2, "k": 5}, {"tool": "set_class_weights", "beta": 0.99}]
 THRESHOLD = [{"tool": "set_threshold", "threshold": 0.3}]
@@ -101,8 +104,8 @@ def store(tmp_path_factory):
 
 
 def load(store, sweep=None):
-    source = report.Source(store["uri"], "imbalance", store["experiment_id"], sweep)
-    return report.load_episodes(store["client"], source)
+    source = rows.Source(store["uri"], "imbalance", store["experiment_id"], sweep)
+    return rows.load_episodes(store["client"], source)
 
 
 def by_key(summaries, agent, tau):
@@ -158,8 +161,8 @@ def test_loader_keeps_finished_episodes_only_and_pages_through_results(store):
     assert store["sweep"] not in {e.run_id for e in episodes}
     assert all(e.test_f1 != 0.99 for e in episodes)
     paged = SmallPages(store["client"])
-    source = report.Source(store["uri"], "imbalance", store["experiment_id"])
-    assert sorted(e.run_id for e in report.load_episodes(paged, source)) == sorted(e.run_id for e in episodes)
+    source = rows.Source(store["uri"], "imbalance", store["experiment_id"])
+    assert sorted(e.run_id for e in rows.load_episodes(paged, source)) == sorted(e.run_id for e in episodes)
     assert paged.pages >= 9  # 18 finished runs (with the parent), 2 per page
 
 
@@ -170,11 +173,11 @@ def test_episode_rows_read_the_schema(store):
     assert (first.tau, first.max_steps, first.steps_used, first.test_f1) == (0.7, 3.0, 1.0, pytest.approx(0.72))
     assert first.action_set == "smote(ratio=0.2, k=5) + set_class_weights(beta=0.99)"
     assert first.recorded_passed is True and first.tokens is None
-    assert report.format_action_set("[]") == "(none)"
+    assert rows.format_action_set("[]") == "(none)"
 
 
 def test_groups_counts_and_errors_counted_apart(store):
-    summaries = report.summarise(load(store))
+    summaries = summary.summarise(load(store))
     assert [(s.key, s.n, s.passed, s.errors) for s in summaries] == [
         (("anthropic", "mlp", "synthetic", "3", "0.55"), 2, 1, 1),
         (("heuristic", "mlp", "synthetic", "3", "0.55"), 5, 3, 1),
@@ -195,14 +198,14 @@ def test_groups_counts_and_errors_counted_apart(store):
 
 
 def test_top_paid_action_sets_count_graded_episodes(store):
-    heuristic = by_key(report.summarise(load(store)), "heuristic", "0.55")
+    heuristic = by_key(summary.summarise(load(store)), "heuristic", "0.55")
     # x3, not x4: the error episode took the same actions but is not graded.
     assert heuristic.top_action_sets == [("smote(ratio=0.2, k=5) + set_class_weights(beta=0.99)", 3), ("(none)", 2)]
-    assert report.format_action_sets(heuristic) == "smote(ratio=0.2, k=5) + set_class_weights(beta=0.99) x3; (none) x2"
+    assert text.format_action_sets(heuristic) == "smote(ratio=0.2, k=5) + set_class_weights(beta=0.99) x3; (none) x2"
 
 
 def test_pass_at_k_over_repeated_tasks(store):
-    summaries = report.summarise(load(store))
+    summaries = summary.summarise(load(store))
     heuristic = by_key(summaries, "heuristic", "0.55")
     # t1: n=3, c=2 (its error left out); t2: n=2, c=1
     assert heuristic.pass_k[1] == pytest.approx(((2 / 3 + 1 / 2) / 2, (2 / 3 + 1 / 2) / 2, 2))
@@ -213,19 +216,19 @@ def test_pass_at_k_over_repeated_tasks(store):
 
 
 def test_tau_override_recomputes_pass_fail_within_the_budget(store):
-    summaries = report.summarise(load(store), tau_override=0.5)
+    summaries = summary.summarise(load(store), tau_override=0.5)
     assert by_key(summaries, "heuristic", "0.55").passed == 4  # 0.50 >= 0.5 counts
     assert by_key(summaries, "heuristic", "0.7").passed == 3
     assert by_key(summaries, "anthropic", "0.55").passed == 2
     assert all(s.taus == (0.5,) for s in summaries)
-    random = by_key(report.summarise(load(store), tau_override=0.25), "random", "0.55")
+    random = by_key(summary.summarise(load(store), tau_override=0.25), "random", "0.55")
     assert random.passed == 2  # 0.30, 0.56; 0.90 used 4 paid steps of 3
 
 
 def test_group_by_other_keys(store):
-    summaries = report.summarise(load(store), group_by=("agent",))
+    summaries = summary.summarise(load(store), group_by=("agent",))
     assert [(s.key, s.n, s.passed, s.errors) for s in summaries] == [(("anthropic",), 2, 1, 1), (("heuristic",), 8, 5, 1), (("random",), 5, 1, 0)]
-    by_tau = report.summarise(load(store), group_by=("tau",))
+    by_tau = summary.summarise(load(store), group_by=("tau",))
     assert [s.key for s in by_tau] == [("0.55",), ("0.7",)]
 
 
@@ -245,7 +248,7 @@ def test_report_table_plots_and_tau_override(store, tmp_path, capsys):
     assert table_row(text, "anthropic", "mlp", "synthetic", "3", "0.55")[11] == "1,733"
     assert "pass@k" in text and table_row(text.split("pass@k (")[1], "heuristic", "mlp", "synthetic", "3", "0.55", "2")[6:] == ["2", "1.000", "0.167"]
     assert (out / "report.txt").read_text() in text
-    for name in report.PLOT_FILES:
+    for name in PLOT_FILES:
         assert_valid_png(out / name)
         assert str(out / name) in text
 
@@ -256,6 +259,7 @@ def test_report_table_plots_and_tau_override(store, tmp_path, capsys):
     assert "Plot:" not in text
 
 
+@pytest.mark.slow
 def test_sweep_from_the_command_line_reads_children_and_logs_the_report(store):
     """As users type it, in the folder that holds mlruns/ (the default store)."""
     root = store["root"]
@@ -268,10 +272,10 @@ def test_sweep_from_the_command_line_reads_children_and_logs_the_report(store):
     assert table_row(text, "random", "mlp", "synthetic", "3", "0.7")[5:9] == ["1", "0", "0.0% [0.0, 79.3]", "0"]
     assert "0.55" not in text  # nothing from outside the sweep
     out = root / "reports" / store["sweep"]
-    for name in report.PLOT_FILES:
+    for name in PLOT_FILES:
         assert_valid_png(out / name)
     logged = {Path(a.path).name: a.file_size for a in store["client"].list_artifacts(store["sweep"], "report")}
-    assert set(logged) == {"report.txt", *report.PLOT_FILES}
+    assert set(logged) == {"report.txt", *PLOT_FILES}
     assert logged["report.txt"] == (out / "report.txt").stat().st_size
 
 

@@ -16,7 +16,7 @@ from imbalance.config import Budget, MlpModel
 from imbalance.data.splits import Split, split_and_scale
 from imbalance.env.environment import ImbalanceEnv
 from imbalance.env.tools import TOOLS
-from tests.conftest import DEFAULT_TAU, make_env
+from tests.helpers import DEFAULT_TAU, make_env
 
 # ----------------------------------------------------------------------------- fuzzing
 REAL_NAMES = [s.name for s in TOOLS]
@@ -57,6 +57,7 @@ def check_consistent(env: ImbalanceEnv) -> None:
     assert len(env.splits.test) == 300
 
 
+@pytest.mark.slow
 def test_fuzzed_tool_calls_never_escape_and_keep_the_state_consistent(fuzz_env):
     env = fuzz_env
     seen = {"calls": 0, "invalid": 0, "seconds": 0.0, "slowest": 0.0}
@@ -129,6 +130,7 @@ def test_resource_abuse_is_refused_before_any_work_with_a_clear_message(creditca
     assert creditcard_env.state.setup == setup and creditcard_env.state.steps_used == steps
 
 
+@pytest.mark.slow
 def test_the_largest_allowed_calls_are_bounded(creditcard_env):
     env = creditcard_env
     rows = len(env._train_y)

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from imbalance.stats import grouped_pass_k, pass_at_k, pass_hat_k, wilson_interval
+from imbalance.analysis.stats import grouped_pass_k, pass_at_k, pass_hat_k, wilson_interval
 
 
 def test_wilson_interval_known_values():

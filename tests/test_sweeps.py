@@ -13,8 +13,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from imbalance.stats import pass_at_k, pass_hat_k, wilson_interval
-from tests.conftest import ROOT, cli_env, run_cli
+from imbalance.analysis.stats import pass_at_k, pass_hat_k, wilson_interval
+from tests.helpers import ROOT, cli_env, run_cli
 
 TINY = ["source.n_train=1500", "source.n_val=600", "source.n_test=600", "budget.retrain_epochs=2"]
 
@@ -47,6 +47,7 @@ def check_summary(parent, children, output: str) -> None:
     assert parent.info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_multirun_is_one_parent_with_every_episode_a_child_and_a_summary(tmp_path):
     proc = run_cli("-m", *TINY, "agent=heuristic,random", "seed=0,1", "tau=0.3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -56,11 +57,15 @@ def test_multirun_is_one_parent_with_every_episode_a_child_and_a_summary(tmp_pat
     assert all(e.data.tags["mlflow.parentRunId"] == parent.info.run_id for e in episodes)
     assert "agent=heuristic,random" in parent.data.tags["overrides"]
     check_summary(parent, episodes, proc.stdout)
-    progress = re.findall(r"\[job (\d)\] seed=(\d) (PASS|FAIL) TEST F1 ([0-9.]+) \| running pass rate (\d)/(\d)", proc.stdout)
+    progress = re.findall(r"\[job (\d)\] seed=(\d) (PASS|FAIL) TEST F1 ([0-9.]+) \| (\d)/4 done, running pass rate (\d)/(\d) \(\d+%\), 0 errors \| (\S+)", proc.stdout)
     assert [int(p[0]) for p in progress] == [0, 1, 2, 3]
-    assert [int(p[5]) for p in progress] == [1, 2, 3, 4]  # the running count grows with each episode
+    assert [int(p[4]) for p in progress] == [int(p[6]) for p in progress] == [1, 2, 3, 4]  # the running count grows with each episode
+    urls = {e.info.run_id: f"http://127.0.0.1:5000/#/experiments/{e.info.experiment_id}/runs/{e.info.run_id}" for e in episodes}
+    assert sorted(p[7] for p in progress) == sorted(urls.values())  # each line names its own run's address
+    assert f"python -m imbalance.report --sweep {parent.info.run_id}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_trials_give_pass_at_k_and_pass_hat_k(tmp_path):
     proc = run_cli("-m", *TINY, "agent=random", "trial=range(0,3)", "seed=0,1", "tau=0.2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -79,6 +84,7 @@ def test_trials_give_pass_at_k_and_pass_hat_k(tmp_path):
     assert "pass@2" in proc.stdout and "pass^2" in proc.stdout
 
 
+@pytest.mark.slow
 def test_resume_runs_only_what_is_missing(tmp_path):
     first = run_cli("-m", *TINY, "seed=0,1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -95,6 +101,7 @@ def test_resume_runs_only_what_is_missing(tmp_path):
     assert sum("previous_parent_run_id" in e.data.tags for e in episodes) == 2
 
 
+@pytest.mark.slow
 def test_rerun_from_the_saved_config_reproduces_the_episode(tmp_path):
     assert run_cli(*TINY, "agent=random", "seed=4", cwd=tmp_path).returncode == 0
     client, _, (original,) = runs_of(local_uri(tmp_path))
@@ -126,6 +133,7 @@ def test_rerun_from_the_saved_config_reproduces_the_episode(tmp_path):
     assert bad.returncode == 2 and "no run feedc0ffee" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=ray_local"]], ids=["joblib", "ray"])
 def test_parallel_sweeps_log_every_episode_once_to_a_tracking_server(tmp_path, mlflow_server, launcher):
     experiment = f"parallel-{launcher[0].split('=')[1]}"
@@ -145,6 +153,7 @@ def test_parallel_sweeps_log_every_episode_once_to_a_tracking_server(tmp_path, m
     assert not (tmp_path / "mlruns").exists()  # nothing went to the local store
 
 
+@pytest.mark.slow
 def test_history_reads_earlier_paid_action_sets_from_mlflow(tmp_path):
     from imbalance.tracking.history import paid_action_history
 

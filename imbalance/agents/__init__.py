@@ -1,4 +1,4 @@
-"""Agent backends, each behind the `Agent` interface (base.py); built from the `agent` config group."""
+"""Agent backends, each behind the `Agent` interface (base.py), built from the `agent` config group."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imbalance.agents.base import Agent, Toolbox
+from imbalance.config.schema import HeuristicAgent, LLMAgent, OpenAIAgent, RandomAgent, ReplayAgent
 from imbalance.errors import UsageError
 
 __all__ = ["Agent", "AgentContext", "Toolbox", "make_agent", "require_api_key"]
-LLM_BACKENDS = ("anthropic", "openai")
 
 
 @dataclass
@@ -22,13 +22,13 @@ class AgentContext:
     max_steps: int
     conv_steps: int
     source: str = ""
-    tracking_uri: str | None = None
-    history: list[list[dict]] = field(default_factory=list)
+    history: list[list[dict]] = field(default_factory=list)  # paid-action sets of earlier episodes (agent.history)
+    records: list[dict] = field(default_factory=list)  # the tool calls agent=replay re-executes
 
 
 def require_api_key(cfg: Any) -> str | None:
     """The LLM backend's key from the environment (checked before any data is loaded)."""
-    if cfg.name not in LLM_BACKENDS:
+    if not isinstance(cfg, LLMAgent):
         return None
     key = os.environ.get(cfg.api_key_env, "").strip()
     if not key:
@@ -40,25 +40,26 @@ def require_api_key(cfg: Any) -> str | None:
 
 
 def make_agent(cfg: Any, ctx: AgentContext) -> Agent:
-    if cfg.name == "heuristic":
-        from imbalance.agents.heuristic import HeuristicAgent
+    if isinstance(cfg, HeuristicAgent):
+        from imbalance.agents.heuristic import HeuristicAgent as Heuristic
 
-        return HeuristicAgent()
-    if cfg.name == "random":
-        from imbalance.agents.random_agent import RandomAgent
+        return Heuristic()
+    if isinstance(cfg, RandomAgent):
+        from imbalance.agents.random_agent import RandomAgent as Random
 
-        return RandomAgent(seed=ctx.seed, max_calls=cfg.max_calls)
-    if cfg.name == "replay":
-        from imbalance.agents.replay import ReplayAgent, load_records
+        return Random(seed=ctx.seed, max_calls=cfg.max_calls)
+    if isinstance(cfg, ReplayAgent):
+        from imbalance.agents.replay import ReplayAgent as Replay
 
-        return ReplayAgent(load_records(run_id=cfg.run_id, path=cfg.path, tracking_uri=ctx.tracking_uri))
-    if cfg.name in LLM_BACKENDS:
+        return Replay(ctx.records)
+    if isinstance(cfg, LLMAgent):
         return _make_llm_agent(cfg, ctx)
-    raise ValueError(f"no agent backend named {cfg.name!r}")
+    raise TypeError(f"no agent backend for {type(cfg).__name__}")
 
 
-def _make_llm_agent(cfg: Any, ctx: AgentContext) -> Agent:
-    from imbalance.agents.llm.conversation import Limits, LLMAgent
+def _make_llm_agent(cfg: LLMAgent, ctx: AgentContext) -> Agent:
+    from imbalance.agents.llm.conversation import Limits
+    from imbalance.agents.llm.conversation import LLMAgent as Conversation
     from imbalance.agents.llm.prompt import TaskBrief
 
     key = require_api_key(cfg)
@@ -66,14 +67,14 @@ def _make_llm_agent(cfg: Any, ctx: AgentContext) -> Agent:
         api_key=key, model=cfg.model, base_url=cfg.base_url, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
         top_p=cfg.top_p, max_retries=cfg.max_retries, timeout_s=cfg.timeout_s,
     )
-    if cfg.name == "anthropic":
-        from imbalance.agents.llm.anthropic_api import AnthropicBackend
-
-        backend = AnthropicBackend(**common, prompt_caching=cfg.prompt_caching)
-    else:
+    if isinstance(cfg, OpenAIAgent):
         from imbalance.agents.llm.openai_api import OpenAIBackend
 
         backend = OpenAIBackend(**common, seed=ctx.seed)
+    else:
+        from imbalance.agents.llm.anthropic_api import AnthropicBackend
+
+        backend = AnthropicBackend(**common, prompt_caching=cfg.prompt_caching)
     brief = TaskBrief(tau=ctx.tau, max_steps=ctx.max_steps, conv_steps=ctx.conv_steps, source=ctx.source, history=ctx.history if cfg.history else [])
     limits = Limits(conv_steps=ctx.conv_steps, token_budget=cfg.token_budget, wall_clock_s=cfg.wall_clock_s, max_retries=cfg.max_retries)
-    return LLMAgent(cfg.name, backend, brief, limits, submit_after_sweep=cfg.submit_after_sweep, secret=key)
+    return Conversation(cfg.name, backend, brief, limits, submit_after_sweep=cfg.submit_after_sweep, secret=key)

@@ -1,12 +1,16 @@
-"""The one small interface every agent backend implements.
+"""The one small interface every agent backend implements, and what it may ask of the runner.
 
 An agent reaches the task only through `Toolbox.call`; it never sees the environment,
-the data or the grader. The episode runner provides the Toolbox and records each call.
+the data, the grader or the tracking store. What it needs from outside it declares here:
+`traced` asks for a `Tracer` (an LLM agent's calls become spans of one trace), and
+`metrics()` / `artifacts()` hand back what the runner should record (tokens, a transcript).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, Protocol
 
 from imbalance.env.environment import ToolResult
 from imbalance.env.tools import ToolSpec
@@ -18,11 +22,60 @@ class Toolbox(Protocol):
     def call(self, tool: str, arguments: Any = None) -> ToolResult: ...
 
 
+class Span(Protocol):
+    def set_outputs(self, outputs: Any) -> None: ...
+
+    def set_attribute(self, key: str, value: Any) -> None: ...
+
+
+class Tracer(Protocol):
+    """Spans of one episode's trace; the runner passes an MLflow tracer to agents that are `traced`."""
+
+    def span(self, name: str, kind: str, inputs: Any = None) -> Any:
+        """A context manager yielding a `Span`."""
+
+
 class Agent(Protocol):
     name: str
+    traced: ClassVar[bool]  # True: `run` gets a tracer that records into the episode's trace
 
-    def run(self, tools: Toolbox) -> None:
+    def run(self, tools: Toolbox, tracer: Tracer) -> None:
         """Play one episode; return after submit_answer (or earlier: the runner then submits)."""
+
+    def metrics(self) -> dict[str, float]:
+        """Numbers the runner logs at the end of the episode (e.g. tokens)."""
+
+    def artifacts(self) -> dict[str, Any]:
+        """Files the runner logs at the end of the episode (name -> text or JSON-able value)."""
+
+
+class ScriptedAgent:
+    """Defaults for agents that need no tracer and record nothing beyond the tool calls."""
+
+    name = "scripted"
+    traced: ClassVar[bool] = False
+
+    def metrics(self) -> dict[str, float]:
+        return {}
+
+    def artifacts(self) -> dict[str, Any]:
+        return {}
+
+
+class NullSpan:
+    def set_outputs(self, outputs: Any) -> None:
+        pass
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+
+class NullTracer:
+    """Used when tracking is off, and for agents that are not traced."""
+
+    @contextmanager
+    def span(self, name: str, kind: str, inputs: Any = None) -> Iterator[NullSpan]:
+        yield NullSpan()
 
 
 class EpisodeLimit(Exception):

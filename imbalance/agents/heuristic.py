@@ -20,7 +20,7 @@ where paid actions matter (credit-card shape) and costs nothing where they do no
 
 from __future__ import annotations
 
-from imbalance.agents.base import Toolbox
+from imbalance.agents.base import ScriptedAgent, Toolbox, Tracer
 
 TRAIN_CHUNK = 10  # epochs per train() call while converging
 MAX_CHUNKS = 6
@@ -33,10 +33,10 @@ WEIGHTS = {"beta": 0.9999}
 NO_WEIGHTS = {"beta": 0.0}
 
 
-class HeuristicAgent:
+class HeuristicAgent(ScriptedAgent):
     name = "heuristic"
 
-    def run(self, tools: Toolbox) -> None:
+    def run(self, tools: Toolbox, tracer: Tracer | None = None) -> None:
         task = tools.call("imbalance_start").output
         budget = int(task.get("max_steps", 0))
         val_positives = int(task.get("val", {}).get("positives", 0))

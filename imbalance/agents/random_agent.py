@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from imbalance.agents.base import Toolbox
+from imbalance.agents.base import ScriptedAgent, Toolbox, Tracer
 from imbalance.env.tools import Param, ToolSpec
 
 MAX_RANDOM_EPOCHS = 10  # keeps random episodes as quick as the heuristic's
 
 
-class RandomAgent:
+class RandomAgent(ScriptedAgent):
     name = "random"
 
     def __init__(self, *, seed: int, max_calls: int = 12):
         self.rng = np.random.default_rng(seed)
         self.max_calls = max_calls
 
-    def run(self, tools: Toolbox) -> None:
+    def run(self, tools: Toolbox, tracer: Tracer | None = None) -> None:
         task = tools.call("imbalance_start").output
         remaining = int(task.get("max_steps", 0))
         candidates = [s for s in tools.specs if s.name not in ("submit_answer", "imbalance_start")]

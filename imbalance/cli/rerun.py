@@ -13,7 +13,9 @@ import subprocess
 import sys
 from typing import Any
 
-GROUPS = ("source", "model", "budget", "agent")
+from imbalance.cli.errors import ArgumentParser, command
+from imbalance.config.registry import GROUPS
+
 NOT_CARRIED = ("resume", "rerun_of")  # a rerun is a new run, never skipped
 
 
@@ -54,8 +56,9 @@ def overrides_for(saved: dict, tags: dict[str, str], user: list[str], run_id: st
     return [*out, *user, f"rerun_of={run_id}"]
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/rerun.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="scripts/rerun.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_id", help="the MLflow run to rerun")
     parser.add_argument("overrides", nargs="*", default=[], metavar="override", help="Hydra overrides applied on top of the saved configuration")
     parser.add_argument("--replay", action="store_true", help="re-execute the recorded tool calls (agent=replay): reproduces the TEST F1 exactly")
@@ -66,18 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     import imbalance.tracking  # noqa: F401  (MLflow defaults)
-    from imbalance.errors import UsageError
-    from imbalance.tracking.store import download_artifact, resolve_tracking_uri
+    from imbalance.tracking.store import read_artifact, resolve_tracking_uri
 
-    try:
-        uri = resolve_tracking_uri(args.tracking_uri)
-        saved = yaml.safe_load(download_artifact(uri, args.run_id, "config.yaml", how="pass --tracking-uri").read_text())
-        from mlflow.tracking import MlflowClient
+    uri = resolve_tracking_uri(args.tracking_uri)
+    saved = yaml.safe_load(read_artifact(uri, args.run_id, "config.yaml", how="pass --tracking-uri"))
+    from mlflow.tracking import MlflowClient
 
-        tags = MlflowClient(uri).get_run(args.run_id).data.tags
-    except UsageError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
+    tags = MlflowClient(uri).get_run(args.run_id).data.tags
     user = list(args.overrides)
     if args.replay:
         user = ["agent=replay", f"agent.run_id={args.run_id}", *user]

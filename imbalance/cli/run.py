@@ -7,43 +7,54 @@ the episode's heavy machinery is imported once the configuration has composed.
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
+from imbalance.cli.errors import exit_with
 from imbalance.config import register_schemas
-from imbalance.errors import UsageError, exit_with
+from imbalance.config.compose import CONF_DIR as CONF
+from imbalance.errors import UsageError
 
 register_schemas()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> dict[str, Any]:
-    from imbalance.runner import run_episode
+    from imbalance.config.checks import to_objects
+    from imbalance.experiment.runner import run_episode
+    from imbalance.experiment.sweep import current_parent_run_id
 
     try:
-        return run_episode(cfg)
+        return run_episode(to_objects(cfg), hydra_choices(cfg), parent_run_id=current_parent_run_id())
     except UsageError as exc:
         exit_with(exc)
 
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+def hydra_choices(cfg: DictConfig) -> dict[str, str]:
+    """Which option of each group composed this config (e.g. source=synthetic_original)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = {"source": cfg.source.name, "model": cfg.model.name, "agent": cfg.agent.name, "budget": "default"}
+    runtime = HydraConfig.get().runtime.choices
+    choices.update({k: str(v) for k, v in runtime.items() if k in choices and v is not None})
+    return choices
 
 
 def print_help(overrides: list[str]) -> None:
     """`--help`, composed once. Hydra's own help lists every group by deep-copying its whole
     config store about a hundred times (over a second with the launcher plugins installed),
     and shows our schema/* groups as if they were choices."""
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf, open_dict
 
+    from imbalance.config.compose import compose
+
     try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        cfg = compose(overrides, hydra=True)
     except HydraException as exc:
         print(f"{exc}\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.", file=sys.stderr)
         sys.exit(1)
@@ -61,8 +72,20 @@ def print_help(overrides: list[str]) -> None:
     print(hydra_cfg.help.footer)
 
 
+INTERRUPTED_EXIT = 130  # the shell's code for a process ended by SIGINT
+# Hydra's mutually exclusive modes; Hydra itself reports two of them with a traceback.
+MODES = (("-r", "--run"), ("-m", "--multirun"), ("-c", "--cfg"), ("-i", "--info"), ("-sc", "--shell-completion"))
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # SIGTERM (a scheduler, `kill`) ends an episode as Ctrl-C does: its run KILLED, not RUNNING.
+    raise KeyboardInterrupt
+
+
 def cli() -> None:
     """`python -m imbalance.run` and the `imbalance-run` script."""
+    from imbalance.experiment.sweep import SweepAborted, active_sweep
+
     args = sys.argv[1:]
     if ("--help" in args or "-h" in args) and not any(a.startswith("--hydra-help") or a in ("-m", "--multirun") for a in args):
         try:
@@ -70,7 +93,22 @@ def cli() -> None:
         except BrokenPipeError:  # `--help | head`: the reader left; nothing more to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
-    main()
+    if sum(any(a == flag or a.startswith(flag + "=") for a in args for flag in mode) for mode in MODES) > 1:
+        print("Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified", file=sys.stderr)
+        sys.exit(1)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        main()
+    except SweepAborted as exc:
+        exit_with(exc.error)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the bookkeeping short
+        sweep = active_sweep()
+        if sweep is not None:
+            sweep.interrupted()
+        else:
+            print("\nInterrupted: the episode's run is marked KILLED", file=sys.stderr, flush=True)
+        sys.exit(INTERRUPTED_EXIT)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,18 @@
 """The configuration schema: one dataclass per option of each Hydra config group.
 
-Hydra checks types against these schemas when it composes (a wrong type is Hydra's
-error, exit 1); `check()` then enforces ranges and combinations (our error, exit 2).
-The classes are plain dataclasses, so the environment and the training core can be
-built from them without Hydra. Ranges live in field metadata, written once.
+Defaults and ranges live here and nowhere else: the YAML options under conf/ name their
+schema and set only what differs. Hydra checks types against these schemas when it
+composes (a wrong type is Hydra's error, exit 1); `checks.check()` then enforces the
+declared ranges and each class's `check_combination` (our error, exit 2). The classes are
+plain dataclasses, so the environment and the training core can be built without Hydra.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from imbalance.constraints import Interval, short_repr
+from imbalance.config.constraints import Interval, short_repr
 from imbalance.errors import UsageError
 
 
@@ -36,22 +36,6 @@ class SyntheticSource:
     n_features: int = _f(4, "[1, 1000]")
     separation: float = _f(1.2, "[0, 100]")
     minority_frac: float = _f(0.03, "(0, 0.5]")
-
-    def check_combination(self, prefix: str) -> None:
-        # Each value lives as float64 when drawn and float32 (plus SMOTE's copy) afterwards: about
-        # 24 bytes. Refuse up front what would end in a MemoryError minutes later.
-        import os
-
-        need = (self.n_train + self.n_val + self.n_test) * self.n_features * 24
-        try:
-            have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return
-        if need > have // 2:
-            raise UsageError(
-                f"{prefix}n_train+n_val+n_test rows x {self.n_features} features need about {need / 2**30:.0f} GiB; "
-                f"this machine has {have / 2**30:.0f} GiB. Use fewer rows or features"
-            )
 
 
 @dataclass
@@ -124,6 +108,7 @@ class Budget:
 
 
 # ---------------------------------------------------------------------------- agents
+
 @dataclass
 class HeuristicAgent:
     name: str = "heuristic"
@@ -219,113 +204,3 @@ class Config:
             raise UsageError("resume=true looks up finished runs in MLflow; it needs mlflow.enabled=true")
 
 
-GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "source": {"synthetic": SyntheticSource, "kaggle": KaggleSource, "csv": CsvSource},
-    "model": {"logreg": LogregModel, "mlp": MlpModel},
-    "budget": {"default": Budget},
-    "agent": {
-        "heuristic": HeuristicAgent,
-        "random": RandomAgent,
-        "anthropic": AnthropicAgent,
-        "openai": OpenAIAgent,
-        "replay": ReplayAgent,
-    },
-}
-
-
-def register_schemas() -> None:
-    """Make the schemas known to Hydra (option YAMLs name them in their defaults list)."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    store.store(name="config_schema", node=Config)
-    # Under schema/<group>, not <group>: otherwise the schemas would show up as options
-    # of the group (`source=glob(*)` would sweep them).
-    for group, options in GROUP_SCHEMAS.items():
-        for option, schema in options.items():
-            store.store(group=f"schema/{group}", name=option, node=schema)
-
-
-def check(obj: Any, prefix: str = "") -> None:
-    """Raise UsageError for the first value outside its declared range."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value):
-            check(value, f"{key}.")
-            continue
-        interval: Interval | None = f.metadata.get("range")
-        if interval is None:
-            continue
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if v is not None and v not in interval:
-                raise UsageError(f"{key} must be in {interval}; got {short_repr(v)}. Override it, e.g. {key}={_example(interval, f)}")
-    extra = getattr(obj, "check_combination", None)
-    if extra is not None:
-        extra(prefix)
-
-
-def _example(interval: Interval, f: dataclasses.Field) -> str:
-    """A value the user can paste: the default when it is valid, else an end of the range,
-    written as the field's type (`model.seed=0`, not `0.0`; a list as `[64,32]`)."""
-    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
-    if isinstance(default, list):
-        return "[" + ",".join(map(str, default)) + "]"
-    if isinstance(default, (int, float)) and not isinstance(default, bool) and default in interval:
-        return str(default)
-    value = interval.low if interval.low is not None and not interval.low_open else interval.high
-    integer = "int" in str(f.type) and "float" not in str(f.type)
-    return str(int(value)) if integer and value is not None else str(value)
-
-
-def to_objects(cfg: Any) -> Config:
-    """DictConfig -> checked dataclasses (the only place the run converts config).
-
-    A config composed from conf/ is already typed. A saved, resolved config.yaml loaded
-    with --config-path/--config-name is not: each group node is then typed by its `name`.
-    """
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    if OmegaConf.get_type(cfg) is not Config:
-        try:
-            cfg = _structured(cfg)
-        except OmegaConfBaseException as exc:
-            raise UsageError(f"the configuration does not fit the schema: {str(exc).splitlines()[0]}") from None
-    config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    for group, options in GROUP_SCHEMAS.items():
-        if getattr(config, group) is None:  # `~agent` or `agent=null` removed the group
-            raise UsageError(f"no {group} chosen; pick one of {', '.join(options)}, e.g. {group}={next(iter(options))}")
-    _reject_unknown_keys(OmegaConf.to_container(cfg, resolve=True), dataclasses.asdict(config))
-    check(config)
-    return config
-
-
-def _reject_unknown_keys(given: dict, known: dict, prefix: str = "") -> None:
-    """A key added with `+` (which Hydra's own error suggests for a typo) would otherwise be
-    dropped silently: the episode would run without the setting the user meant."""
-    import difflib
-
-    for key, value in given.items():
-        if key not in known:
-            close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
-            hint = f"did you mean {prefix}{close[0]}? " if close else ""
-            raise UsageError(f"{prefix}{key} is not a setting; {hint}`python -m imbalance.run --help` lists them")
-        if isinstance(value, dict) and isinstance(known[key], dict):
-            _reject_unknown_keys(value, known[key], f"{prefix}{key}.")
-
-
-def _structured(cfg: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    typed = OmegaConf.structured(Config)
-    for group, options in GROUP_SCHEMAS.items():
-        node = plain.get(group) or {}
-        option = node.get("name", "default") if isinstance(node, dict) else None
-        if option not in options:
-            raise UsageError(f"{group}.name must be one of {', '.join(options)}; got {option!r}")
-        typed[group] = OmegaConf.merge(OmegaConf.structured(options[option]), node)
-        plain.pop(group, None)
-    return OmegaConf.merge(typed, plain)

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from imbalance.config.schema import CsvSource, KaggleSource, SyntheticSource
 from imbalance.data.splits import Split, Splits
 
-__all__ = ["Split", "Splits", "load_splits"]
+__all__ = ["Split", "Splits", "check_source", "load_splits"]
 
 
-def load_splits(source: Any, seed: int) -> Splits:
-    """The train/val/test splits of the configured source (a dataclass from imbalance.config)."""
-    if source.name == "synthetic":
+def load_splits(source: SyntheticSource | KaggleSource | CsvSource, seed: int) -> Splits:
+    """The train/val/test splits of the configured source."""
+    if isinstance(source, SyntheticSource):
         from imbalance.data.synthetic import load_synthetic
 
         return load_synthetic(source, seed)
-    if source.name == "kaggle":
+    if isinstance(source, KaggleSource):
         from imbalance.data.tabular import load_kaggle
 
         return load_kaggle(source, seed)
-    if source.name == "csv":
+    if isinstance(source, CsvSource):
         from imbalance.data.tabular import load_csv
 
         return load_csv(source, seed)
-    raise ValueError(f"no data source named {source.name!r}")
+    raise TypeError(f"no data source for {type(source).__name__}")
+
+
+def check_source(source: SyntheticSource | KaggleSource | CsvSource) -> None:
+    """What can be known before loading: the synthetic data fits in memory, a given file exists.
+    Raises UsageError; run before any run is created or any data is loaded."""
+    if isinstance(source, SyntheticSource):
+        from imbalance.data.synthetic import check_fits_in_memory
+
+        check_fits_in_memory(source)
+    elif isinstance(source, KaggleSource) and source.path:
+        from imbalance.data.tabular import kaggle_csv_path
+
+        kaggle_csv_path(source)
+    elif isinstance(source, CsvSource):
+        from imbalance.data.tabular import csv_path
+
+        csv_path(source)

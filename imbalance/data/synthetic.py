@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from imbalance.config import SyntheticSource
+from imbalance.config.schema import SyntheticSource
 from imbalance.data.splits import Splits, split_and_scale
+from imbalance.errors import UsageError
 from imbalance.seeding import generator
+
+# Each value lives as float64 when drawn and float32 (plus SMOTE's copy) afterwards.
+BYTES_PER_VALUE = 24
+
+
+def check_fits_in_memory(cfg: SyntheticSource) -> None:
+    """Refuse up front what would end in a MemoryError minutes later."""
+    import os
+
+    need = (cfg.n_train + cfg.n_val + cfg.n_test) * cfg.n_features * BYTES_PER_VALUE
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have // 2:
+        raise UsageError(
+            f"source.n_train+n_val+n_test rows x {cfg.n_features} features need about {need / 2**30:.0f} GiB; "
+            f"this machine has {have / 2**30:.0f} GiB. Use fewer rows or features"
+        )
 
 
 def load_synthetic(cfg: SyntheticSource, seed: int) -> Splits:

@@ -12,12 +12,12 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from imbalance.config import CsvSource, KaggleSource
+from imbalance.config.schema import CsvSource, KaggleSource
 from imbalance.data.splits import Splits, split_and_scale
 from imbalance.errors import UsageError
 from imbalance.seeding import derive_seed
@@ -34,7 +34,7 @@ Table = tuple[np.ndarray, np.ndarray, tuple[str, ...]]  # X float64, y int64 in 
 
 # ------------------------------------------------------------------------------ kaggle
 def load_kaggle(cfg: KaggleSource, seed: int) -> Splits:
-    path = _kaggle_csv_path(cfg)
+    path = kaggle_csv_path(cfg)
     X, y, names = cached_table(path, "kaggle", cfg.cache_dir, lambda: _parse_kaggle(path))
     if cfg.sample_n is not None:
         X, y = _stratified_sample(X, y, cfg.sample_n, seed, what="source.sample_n")
@@ -45,7 +45,7 @@ def load_kaggle(cfg: KaggleSource, seed: int) -> Splits:
     return split_and_scale(X, y, val_size=cfg.val_frac, test_size=cfg.test_frac, seed=seed, feature_names=names, description=description)
 
 
-def _kaggle_csv_path(cfg: KaggleSource) -> Path:
+def kaggle_csv_path(cfg: KaggleSource) -> Path:
     if cfg.path:
         path = Path(cfg.path).expanduser()
         if path.is_dir():
@@ -93,7 +93,7 @@ def _parse_kaggle(path: Path) -> Table:
 
 
 # --------------------------------------------------------------------------------- csv
-def load_csv(cfg: CsvSource, seed: int) -> Splits:
+def csv_path(cfg: CsvSource) -> Path:
     if not cfg.path:
         raise UsageError("source=csv needs a file: add source.path=/path/to/data.csv (and source.label=<label column>)")
     path = Path(cfg.path).expanduser()
@@ -101,6 +101,11 @@ def load_csv(cfg: CsvSource, seed: int) -> Splits:
         raise UsageError(f"source.path={cfg.path} is a folder; point it at the CSV file")
     if not path.is_file():
         raise UsageError(f"source.path={cfg.path}: no such file")
+    return path
+
+
+def load_csv(cfg: CsvSource, seed: int) -> Splits:
+    path = csv_path(cfg)
     variant = f"csv:{cfg.label}:{int(cfg.drop_duplicates)}"
     X, y, names = cached_table(path, variant, cfg.cache_dir, lambda: _parse_csv(path, cfg.label, cfg.drop_duplicates))
     description = f"{path.name}: {len(y)} rows, {len(names)} numeric features, label column {cfg.label!r} (minority class = positive)"
@@ -112,8 +117,10 @@ def _parse_csv(path: Path, label: str, drop_duplicates: bool) -> Table:
     if frame.empty:
         raise UsageError(f"{path}: no data rows below the header")
     if label not in frame.columns:
-        shown = ", ".join(map(str, list(frame.columns)[:10]))
-        raise UsageError(f"{path}: no label column {label!r}; the columns are {shown}. Set source.label=<column>")
+        # The columns that could be the label are those with exactly two values; name them all.
+        binary = [str(c) for c in frame.columns if frame[c].nunique(dropna=True) == 2]
+        hint = f"the columns with exactly two values are {', '.join(binary)}" if binary else "no column holds exactly two values"
+        raise UsageError(f"{path}: no label column {label!r} ({len(frame.columns)} columns); {hint}. Set source.label=<column>")
     features = [c for c in frame.columns if c != label]
     if not features:
         raise UsageError(f"{path}: no feature columns besides the label {label!r}")

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from imbalance.config import Budget, LogregModel, MlpModel
-from imbalance.constraints import short_repr
+from imbalance.config.constraints import short_repr
 from imbalance.data.splits import Split, Splits
 from imbalance.env.metrics import best_threshold, pr_auc, prf
 from imbalance.env.tools import FREE_TOOLS, PAID_TOOLS, TOOLS_BY_NAME, ToolArgumentError

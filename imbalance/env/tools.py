@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from imbalance.constraints import Interval, short_repr
+from imbalance.config.constraints import Interval, short_repr
 
 
 class ToolArgumentError(ValueError):
@@ -162,3 +162,29 @@ TOOLS: tuple[ToolSpec, ...] = (
 TOOLS_BY_NAME: dict[str, ToolSpec] = {spec.name: spec for spec in TOOLS}
 PAID_TOOLS: tuple[str, ...] = tuple(spec.name for spec in TOOLS if spec.paid)
 FREE_TOOLS: tuple[str, ...] = tuple(spec.name for spec in TOOLS if not spec.paid)
+
+
+def format_call(tool: str, arguments: Any = None, *, limit: int = 30) -> str:
+    """`smote(ratio=0.2, k=5)`: one tool call as people read it (console, prompts, reports).
+    Floats show up to 6 significant digits; any other value is cut to `limit` characters."""
+    if isinstance(arguments, dict):
+        inner = ", ".join(f"{k}={_short_value(v, limit)}" for k, v in arguments.items())
+    else:
+        inner = "" if arguments is None else short_repr(arguments, limit)
+    return f"{tool}({inner})"
+
+
+def format_actions(actions: list[dict]) -> str:
+    """A list of recorded paid actions (`{"tool": ..., **arguments}`) in the order taken, as
+    one label: `smote(ratio=0.2, k=5) + set_class_weights(beta=0.99)`; `(none)` when empty."""
+    labels = [
+        format_call(str(a.get("tool", "?")), {k: v for k, v in a.items() if k != "tool"}) if isinstance(a, dict) else str(a)
+        for a in actions
+    ]
+    return " + ".join(labels) or "(none)"
+
+
+def _short_value(value: Any, limit: int) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return short_repr(value, limit)  # ints as typed, strings quoted, anything long cut

@@ -2,6 +2,7 @@
 and which tau gives a reference agent a target pass rate.
 
     python -m imbalance.calibrate [task overrides] [--seeds 10] [--target 0.25] [--reference heuristic]
+    (the command line: imbalance/cli/calibrate.py)
 
 The *ceiling* is the best TEST F1 a validation-driven choice reaches within the budget:
 for each seed every paid-action set from a grid of tool arguments (at most budget.max_steps
@@ -14,16 +15,14 @@ TEST F1 instead: the headroom no val-driven planner can reach.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import itertools
-import json
 import statistics
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
-from imbalance.report import TARGET_BAND as BAND  # the pass-rate band the task is designed for
+from imbalance.analysis.summary import TARGET_BAND as BAND  # the pass-rate band the task is designed for
+from imbalance.config.schema import Config, HeuristicAgent, RandomAgent
+from imbalance.env.tools import format_actions
 
 GRID: dict[str, list[dict | None]] = {
     "smote": [None, {"ratio": 0.1, "k": 5}, {"ratio": 0.3, "k": 5}],
@@ -42,30 +41,26 @@ def action_sets(max_steps: int) -> list[tuple[tuple[str, dict], ...]]:
 
 
 def describe(actions: tuple[tuple[str, dict], ...]) -> str:
-    if not actions:
-        return "(none)"
-    return " + ".join(f"{tool}({', '.join(f'{k}={v}' for k, v in args.items())})" for tool, args in actions)
+    return format_actions([{"tool": tool, **args} for tool, args in actions])
 
 
-def _evaluate(config: Any, kind: str, seed: int, detail: Any) -> dict:
-    """One episode in a worker process: the ceiling's fixed plan, or an agent."""
-    from imbalance.agents import AgentContext, make_agent
+def evaluate(config: Config, kind: str, seed: int, detail: object) -> dict:
+    """One episode (in a worker process): the ceiling's fixed plan of paid actions, or an agent."""
     from imbalance.agents.heuristic import converge_and_sweep
-    from imbalance.data import load_splits
-    from imbalance.env.environment import ImbalanceEnv
-    from imbalance.episode import play
-    from imbalance.seeding import derive_seed
+    from imbalance.experiment.build import build_episode
+    from imbalance.experiment.episode import play
 
-    env = ImbalanceEnv(load_splits(config.source, seed), model=config.model, budget=config.budget, tau=config.tau, seed=seed)
     if kind == "ceiling":
+        setup = build_episode(dataclasses.replace(config, seed=seed, agent=HeuristicAgent()))
+        env = setup.env
         env.reset()
-        for tool, args in detail:
+        for tool, args in detail:  # type: ignore[attr-defined]
             env.call(tool, args)
         val_f1 = converge_and_sweep(env)
-        return {"kind": kind, "seed": seed, "actions": describe(detail), "val_f1": val_f1, "test_f1": env.submit().test_f1}
-    agent_cfg = type("AgentCfg", (), {"name": kind, "max_calls": 12})()
-    ctx = AgentContext(seed=derive_seed(seed, f"agent/{detail}"), tau=config.tau, max_steps=config.budget.max_steps, conv_steps=config.budget.conv_steps)
-    result = play(env, make_agent(agent_cfg, ctx))
+        return {"kind": kind, "seed": seed, "actions": describe(detail), "val_f1": val_f1, "test_f1": env.submit().test_f1}  # type: ignore[arg-type]
+    agent = HeuristicAgent() if kind == "heuristic" else RandomAgent()
+    setup = build_episode(dataclasses.replace(config, seed=seed, trial=int(detail), agent=agent))  # type: ignore[call-overload]
+    result = play(setup.env, setup.agent)
     return {"kind": kind, "seed": seed, "trial": detail, "val_f1": result.records[-1]["result"].get("val_f1") if result.records else None, "test_f1": result.grade.test_f1}
 
 
@@ -145,73 +140,3 @@ def plot(summary: dict, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imbalance.calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides that choose the task, e.g. source=synthetic_original")
-    parser.add_argument("--seeds", type=int, default=10, help="seeds (data splits) to evaluate (default 10)")
-    parser.add_argument("--trials", type=int, default=3, help="random-agent episodes per seed (default 3)")
-    parser.add_argument("--target", type=float, default=0.25, help="the reference agent's target pass rate (default 0.25)")
-    parser.add_argument("--reference", choices=("heuristic", "random", "ceiling"), default="heuristic")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--out", default="reports/calibration", help="folder for calibration.json and calibration.png")
-    args = parser.parse_intermixed_args(argv)
-    if not 1 <= args.seeds <= 10_000 or not 0 <= args.trials <= 1000 or not 0 < args.target < 1 or not 1 <= args.jobs <= 256:
-        print("Error: need 1 <= --seeds <= 10000, 0 <= --trials <= 1000, 0 < --target < 1, 1 <= --jobs <= 256", file=sys.stderr)
-        return 2
-    if args.reference == "random" and args.trials == 0:
-        print("Error: --reference random needs --trials >= 1", file=sys.stderr)
-        return 2
-
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    from imbalance.config import register_schemas, to_objects
-    from imbalance.errors import UsageError, require_writable_dir
-
-    register_schemas()
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    try:
-        require_writable_dir(args.out, "--out")  # before minutes of episodes, not after
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            config = to_objects(compose(config_name="config", overrides=args.overrides))
-        from imbalance.data import load_splits
-
-        load_splits(config.source, 0)  # parse and cache a CSV once, before the workers need it
-    except (UsageError, HydraException) as exc:
-        print(f"Error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-
-    tasks = [(config, "ceiling", seed, actions) for seed in range(args.seeds) for actions in action_sets(config.budget.max_steps)]
-    tasks += [(config, "heuristic", seed, 0) for seed in range(args.seeds)]
-    tasks += [(config, "random", seed, trial) for seed in range(args.seeds) for trial in range(args.trials)]
-    title = f"Calibration: {' '.join(args.overrides) or 'defaults'} (budget.max_steps={config.budget.max_steps}, {args.seeds} seeds)"
-    print(f"{title}: {len(tasks)} episodes on {args.jobs} worker(s)", flush=True)
-
-    from joblib import Parallel, delayed
-
-    started, results = time.monotonic(), []
-    for done, result in enumerate(Parallel(n_jobs=args.jobs, return_as="generator_unordered")(delayed(_evaluate)(*t) for t in tasks), 1):
-        results.append(result)
-        if done == len(tasks) or done % max(1, len(tasks) // 20) == 0:
-            print(f"  {done}/{len(tasks)} episodes, {time.monotonic() - started:.0f} s", flush=True)
-
-    summary = summarise(results, target=args.target, reference=args.reference)
-    if config.source.name == "synthetic":
-        from imbalance.data.synthetic import bayes_optimal_f1
-
-        summary["bayes_optimal_f1"] = bayes_optimal_f1(config.source)
-    report = format_report(summary, title)
-    if "bayes_optimal_f1" in summary:
-        report += f"\nBayes-optimal F1 of this distribution: {summary['bayes_optimal_f1']:.4f}"
-    print("\n" + report)
-    out = Path(args.out)
-    (out / "calibration.json").write_text(json.dumps({"overrides": args.overrides, "summary": summary, "episodes": results}, indent=1))
-    plot(summary, out / "calibration.png", title)
-    print(f"\nwrote {out / 'calibration.json'} and {out / 'calibration.png'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,21 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from imbalance.constraints import short_repr
+from imbalance.env.tools import format_call
 
 log = logging.getLogger("imbalance")
-
-
-def _args(arguments: object) -> str:
-    if isinstance(arguments, dict):
-        return ", ".join(f"{k}={_value(v)}" for k, v in arguments.items())
-    return "" if arguments is None else short_repr(arguments, 40)
-
-
-def _value(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return short_repr(v, 30)
 
 
 class EpisodeConsole:
@@ -35,7 +23,7 @@ class EpisodeConsole:
         log.info("%4s  %-36s %-9s %7s %7s  %s", "#", "tool call", "cost", "val F1", "thresh", "effect")
 
     def on_call(self, record: dict, metrics: dict) -> None:
-        call = f"{record['tool']}({_args(record['arguments'])})"
+        call = format_call(record["tool"], record["arguments"])
         if len(call) > 36:
             call = call[:33] + "..."
         if record["invalid"]:
@@ -85,3 +73,4 @@ def _effect(record: dict) -> str:
     if tool == "submit_answer":
         return "submitted"
     return ""
+

@@ -8,10 +8,11 @@ the agent fails for infrastructure reasons (`error`, not graded).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from imbalance.agents.base import Agent, AgentFailure, EpisodeLimit
+from imbalance.agents.base import Agent, AgentFailure, EpisodeLimit, NullTracer, Tracer
 from imbalance.env.environment import Grade, ImbalanceEnv, ToolResult
 from imbalance.env.tools import TOOLS, ToolSpec
 
@@ -66,7 +67,7 @@ class RecordingToolbox:
         return result
 
 
-def play(env: ImbalanceEnv, agent: Agent, *, on_call: OnCall | None = None, reset: bool = True) -> EpisodeResult:
+def play(env: ImbalanceEnv, agent: Agent, *, on_call: OnCall | None = None, tracer: Tracer | None = None, reset: bool = True) -> EpisodeResult:
     """Reset the env (training the baseline), let the agent play, and grade."""
     started = time.perf_counter()
     if reset:
@@ -74,7 +75,7 @@ def play(env: ImbalanceEnv, agent: Agent, *, on_call: OnCall | None = None, rese
     toolbox = RecordingToolbox(env, on_call)
     limit = error = None
     try:
-        agent.run(toolbox)
+        agent.run(toolbox, tracer or NullTracer())
     except EpisodeLimit as exc:
         limit = exc.limit
     except AgentFailure as exc:
@@ -97,6 +98,6 @@ def play(env: ImbalanceEnv, agent: Agent, *, on_call: OnCall | None = None, rese
         wall_seconds=time.perf_counter() - started,
         limit=limit,
         error_message=error,
-        agent_metrics=dict(getattr(agent, "metrics", {}) or {}),
-        agent_artifacts=dict(getattr(agent, "artifacts", {}) or {}),
+        agent_metrics=agent.metrics(),
+        agent_artifacts=agent.artifacts(),
     )

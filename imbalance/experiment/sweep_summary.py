@@ -5,7 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from imbalance.report import Episode, GroupSummary, Source, load_episodes, summarise
+from imbalance.analysis.episodes import Episode, Source, load_episodes
+from imbalance.analysis.summary import GroupSummary, summarise
 
 
 def load_children(client: Any, tracking_uri: str, experiment_id: str, parent_run_id: str) -> list[Episode]:
@@ -31,13 +32,14 @@ def sweep_metrics(s: GroupSummary) -> dict[str, float]:
     return out
 
 
-def format_summary(s: GroupSummary | None) -> str:
+def format_summary(s: GroupSummary | None, parent_run_id: str, *, partial: bool = False) -> str:
+    title = "==== Sweep summary (interrupted: finished episodes only) ====" if partial else "==== Sweep summary ===="
     if s is None:
-        return "\n==== Sweep summary ====\nno episode finished"
+        return f"\n{title}\nno episode finished"
     m = sweep_metrics(s)
     lines = [
         "",
-        "==== Sweep summary ====",
+        title,
         f"Passed: {s.passed}/{s.n}",
         f"Failed: {s.n - s.passed}",
         f"Pass Rate: {100 * m['pass_rate']:.1f}%  (95% Wilson interval {100 * s.interval[0]:.1f}%-{100 * s.interval[1]:.1f}%)",
@@ -47,18 +49,23 @@ def format_summary(s: GroupSummary | None) -> str:
         lines.append(f"TEST F1: mean {m['mean_test_f1']:.4f}, median {m['median_test_f1']:.4f}")
     for k, (at_k, hat_k, tasks) in s.pass_k.items():
         lines.append(f"pass@{k} {at_k:.3f}   pass^{k} {hat_k:.3f}   ({tasks} task configurations with >= {max(k, 2)} episodes)")
-    lines.append("Per-group table and plots: python -m imbalance.report --sweep <parent run id>")
+    lines.append(f"Per-group table and plots: python -m imbalance.report --sweep {parent_run_id}")
     return "\n".join(lines)
 
 
-def progress_line(job_num: Any, episode: dict | None, finished: list[Episode]) -> str:
+def progress_line(job_num: Any, episode: dict | None, finished: list[Episode], total: int | None = None) -> str:
+    """One line per finished job: its verdict, the running pass rate, and where the run is."""
     s = summary_of(finished)
     passed, graded, errors = (s.passed, s.n, s.errors) if s else (0, 0, 0)
-    running = f"running pass rate {passed}/{graded}" + (f" ({100 * passed / graded:.0f}%)" if graded else "") + f", {errors} errors"
+    done = f"{len(s.episodes) if s else 0}/{total} done, " if total else ""
+    running = f"{done}running pass rate {passed}/{graded}" + (f" ({100 * passed / graded:.0f}%)" if graded else "") + f", {errors} errors"
+    job = f"[job {job_num}]"
     if episode is None:
-        return f"[job {job_num}] crashed (see its log) | {running}"
+        return f"{job} crashed (see its log) | {running}"
+    where = f" | {episode['url']}" if episode.get("url") else ""
     if episode.get("termination_reason") == "error":
-        return f"[job {job_num}] seed={episode.get('seed')} ERROR | {running}"
+        return f"{job} seed={episode.get('seed')} ERROR | {running}{where}"
     verdict = "PASS" if episode.get("passed") else "FAIL"
     skipped = " (resumed: already finished)" if episode.get("skipped") else ""
-    return f"[job {job_num}] seed={episode.get('seed')} {verdict} TEST F1 {episode.get('test_f1', float('nan')):.4f}{skipped} | {running}"
+    test_f1 = episode.get("test_f1")
+    return f"{job} seed={episode.get('seed')} {verdict} TEST F1 {float('nan') if test_f1 is None else test_f1:.4f}{skipped} | {running}{where}"

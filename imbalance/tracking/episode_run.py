@@ -2,16 +2,22 @@
 
 Per-call metrics are buffered and written with log_batch at most every FLUSH_SECONDS, so a
 long LLM episode shows live progress in the UI while an offline one costs a few writes.
+`NoRun` has the same methods and records nothing (mlflow.enabled=false), so the runner
+never asks whether it is tracking.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 FLUSH_SECONDS = 2.0
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch
+log = logging.getLogger("imbalance")
 
 
 def _timed(method):
@@ -27,13 +33,38 @@ def _timed(method):
     return wrapper
 
 
+class NoRun:
+    """Tracking switched off: every method is a no-op."""
+
+    run_id: str | None = None
+    experiment_id: str | None = None
+    tracking_uri: str | None = None
+    seconds = 0.0
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    @contextmanager
+    def trace(self, traced: bool, name: str, inputs: dict) -> Iterator[Any]:
+        from imbalance.agents.base import NullTracer
+
+        yield NullTracer(), None
+
+    def finish(self, *, metrics: dict[str, float], tags: dict[str, str], artifacts: dict[str, Any], status: str = "FINISHED") -> None:
+        pass
+
+    def abort(self, exc: BaseException) -> None:
+        pass
+
+
 class EpisodeRun:
     def __init__(self, tracking_uri: str, experiment_name: str):
         started = time.perf_counter()
         from mlflow.tracking import MlflowClient
 
-        from imbalance.tracking.store import ensure_experiment
+        from imbalance.tracking.store import ensure_experiment, prepare_store
 
+        prepare_store(tracking_uri)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
         self.experiment_id = ensure_experiment(self.client, experiment_name, tracking_uri)
@@ -65,9 +96,23 @@ class EpisodeRun:
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self._flush()
 
-    @_timed
-    def flush(self) -> None:
-        self._flush()
+    @contextmanager
+    def trace(self, traced: bool, name: str, inputs: dict) -> Iterator[Any]:
+        """(tracer, root span) for an agent that is `traced`: one MLflow trace linked to this run,
+        exported before the run ends. Untraced agents get a tracer that records nothing."""
+        if not traced:
+            from imbalance.agents.base import NullTracer
+
+            yield NullTracer(), None
+            return
+        from imbalance.tracking.tracing import MlflowTracer
+
+        tracer = MlflowTracer(self.tracking_uri, self.experiment_id, self.run_id)
+        try:
+            with tracer.episode(name, inputs) as root:
+                yield tracer, root
+        finally:
+            tracer.flush()
 
     def _flush(self) -> None:
         while self._pending:
@@ -90,6 +135,16 @@ class EpisodeRun:
         self._flush()
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(self.run_id, status=status)
+
+    def abort(self, exc: BaseException) -> None:
+        """A bug or an interruption: never leave the run RUNNING. Ctrl-C and SIGTERM (both reach
+        here as KeyboardInterrupt) mark it KILLED, anything else FAILED."""
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        try:
+            self.finish(metrics={}, tags={"termination_reason": "error", "error_message": message[:5000]}, artifacts={}, status=status)
+        except Exception:  # the original error matters more than a failed bookkeeping write
+            log.exception("could not mark run %s as %s", self.run_id, status)
 
 
 def _param_value(value: Any) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 DEFAULT_DIR = "mlruns"
 
 
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 SQL_SCHEMES = ("postgresql", "mysql", "mssql", "oracle")  # SQLAlchemy URLs, with or without +driver
 STORE_FORMS = "sqlite:///path/to/mlflow.db, http(s)://host:port (a tracking server) or a SQL database URL (postgresql://...)"
 
@@ -91,6 +92,23 @@ def masked(text: str) -> str:
     return re.sub(r"(://[^/@:\s]*):[^/\s]*@", r"\1:***@", text)
 
 
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def ui_base(tracking_uri: str) -> str:
+    """The web address that shows this store: the tracking server itself, or `mlflow ui`'s default."""
+    if tracking_uri.startswith(("http://", "https://")):
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(tracking_uri)
+        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl().rstrip("/")
+    return UI_ADDRESS
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def ui_command(tracking_uri: str) -> str:
     tracking_uri = masked(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
@@ -140,9 +158,15 @@ def ensure_experiment(client, name: str, tracking_uri: str) -> str:
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
+        for key, value in EXPERIMENT_TAGS.items():
+            if key not in experiment.tags:  # an experiment made by an earlier version, or by hand
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri, name))
+        # The kind tag makes MLflow's UI open the experiment on its runs table: with traces
+        # (LLM episodes) it would otherwise guess a GenAI experiment and open an overview of
+        # trace charts, one click away from the runs.
+        return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri, name), tags=EXPERIMENT_TAGS)
     except MlflowException:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
@@ -163,8 +187,9 @@ def require_store(tracking_uri: str, how: str) -> None:
         probe_store(tracking_uri)
 
 
-def download_artifact(tracking_uri: str | None, run_id: str, name: str, how: str = "set mlflow.tracking_uri") -> Path:
-    """A run's artifact as a local file; UsageError when the store, run or artifact is missing."""
+def read_artifact(tracking_uri: str | None, run_id: str, name: str, how: str = "set mlflow.tracking_uri") -> str:
+    """A run's text artifact; UsageError when the store, run or artifact is missing. The
+    download goes to a temporary folder that is removed before this returns."""
     import tempfile
 
     from mlflow.exceptions import MlflowException
@@ -179,7 +204,9 @@ def download_artifact(tracking_uri: str | None, run_id: str, name: str, how: str
         client.get_run(run_id)
     except MlflowException:
         raise UsageError(f"no run {run_id} in {masked(uri)}; check the id (mlflow ui) or {how}") from None
-    try:
-        return Path(client.download_artifacts(run_id, name, tempfile.mkdtemp(prefix="imbalance-")))
-    except (MlflowException, OSError):
-        raise UsageError(f"run {run_id} has no {name} artifact") from None
+    with tempfile.TemporaryDirectory(prefix="imbalance-") as folder:
+        try:
+            path = Path(client.download_artifacts(run_id, name, folder))
+            return path.read_text()
+        except (MlflowException, OSError, UnicodeDecodeError):
+            raise UsageError(f"run {run_id} has no readable {name} artifact") from None

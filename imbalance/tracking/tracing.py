@@ -2,36 +2,15 @@
 
 Spans are made by hand (not by SDK autologging), so both providers look alike, nothing but
 the request body and the response is recorded (no headers, no key), and an episode is one
-trace linked to its run (the Traces tab of the run shows it).
+trace linked to its run (the Traces tab of the run shows it). `MlflowTracer` is what the
+runner hands to agents that declare `traced` (imbalance.agents.base.Tracer).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
-
-
-class NullSpan:
-    def set_outputs(self, outputs: Any) -> None:
-        pass
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        pass
-
-
-class NullTracer:
-    """Used when tracking is off, and for offline agents."""
-
-    @contextmanager
-    def episode(self, name: str, inputs: dict) -> Iterator[NullSpan]:
-        yield NullSpan()
-
-    @contextmanager
-    def span(self, name: str, kind: str, inputs: Any = None) -> Iterator[NullSpan]:
-        yield NullSpan()
-
-    def flush(self) -> None:
-        pass
+from typing import Any
 
 
 class MlflowTracer:

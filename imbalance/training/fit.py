@@ -7,6 +7,7 @@ slicing whole batches out of the tensors; Lightning itself is cheap once the loa
 from __future__ import annotations
 
 import logging
+import signal
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,7 +95,16 @@ def fit(model: BinaryClassifier, X: torch.Tensor, y: torch.Tensor, *, epochs: in
         warnings.simplefilter("ignore", category=UserWarning)
         # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds once per batch.
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-        make_trainer(epochs).fit(model, train_dataloaders=batches)
+        trainer = make_trainer(epochs)
+        try:
+            trainer.fit(model, train_dataloaders=batches)
+        except SystemExit:
+            if not trainer.interrupted:
+                raise
+            # Lightning answers Ctrl-C with sys.exit(1) and ignores SIGINT from then on; give the
+            # caller the interruption it was, so the episode's run ends KILLED, not FAILED.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from None
     # A finished Trainer sits in reference cycles (with the model and its own parts) until
     # the cyclic garbage collector runs, which large arrays do not prompt: drop its links
     # to the training data now, or every fit of an episode keeps a copy alive.

@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from imbalance.agents.base import AgentFailure, EpisodeLimit, Toolbox
+from imbalance.agents.base import AgentFailure, EpisodeLimit, NullTracer, Toolbox, Tracer
 from imbalance.agents.llm.backend import ChatBackend, MalformedReply, Reply, Usage
 from imbalance.agents.llm.prompt import SYSTEM_PROMPT, TaskBrief, budget_reminder, task_prompt
-from imbalance.tracking.tracing import NullTracer
 
 MAX_RESULT_CHARS = 4000  # longer tool output is cut, with a marker, before it reaches the model
 MALFORMED_BACKOFF_S = 0.5
@@ -33,28 +32,26 @@ class Limits:
 
 
 class LLMAgent:
-    traced = True  # the runner gives it an MLflow tracer
+    traced = True  # its LLM calls and tool calls become spans of the episode's trace
 
     def __init__(self, name: str, backend: ChatBackend, brief: TaskBrief, limits: Limits, *,
-                 submit_after_sweep: bool = False, tracer: Any = None, secret: str | None = None):
+                 submit_after_sweep: bool = False, secret: str | None = None):
         self.name, self.backend, self.brief, self.limits = name, backend, brief, limits
         self.submit_after_sweep = submit_after_sweep
-        self.tracer = tracer or NullTracer()
+        self.tracer: Tracer = NullTracer()
         self._secret = secret
         self.usage = Usage()
         self.llm_calls = 0
         self.transcript: dict[str, Any] = {}
 
-    # what the episode runner logs
-    @property
     def metrics(self) -> dict[str, float]:
         return {**{k: float(v) for k, v in vars(self.usage).items()}, "llm_calls": float(self.llm_calls)}
 
-    @property
     def artifacts(self) -> dict[str, Any]:
         return {"transcript.json": self._redact(self.transcript)}
 
-    def run(self, tools: Toolbox) -> None:
+    def run(self, tools: Toolbox, tracer: Tracer | None = None) -> None:
+        self.tracer = tracer or NullTracer()
         started = time.monotonic()
         request = self.backend.begin(SYSTEM_PROMPT, task_prompt(self.brief, tools.specs), tools.specs)
         self.transcript = {"provider": self.backend.provider, "request": request, "messages": self.backend.messages, "responses": [], "errors": []}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from imbalance.env.tools import ToolSpec
+from imbalance.env.tools import ToolSpec, format_actions
 
 SYSTEM_PROMPT = (
     "You are a careful machine-learning engineer. You improve a binary classifier on heavily "
@@ -22,11 +22,6 @@ class TaskBrief:
     conv_steps: int
     source: str  # the data-source clause
     history: list[list[dict]] = field(default_factory=list)  # paid-action sets of earlier episodes
-
-
-def describe_action(action: dict) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in action.items() if k != "tool")
-    return f"{action['tool']}({args})"
 
 
 def task_prompt(brief: TaskBrief, specs: tuple[ToolSpec, ...]) -> str:
@@ -51,7 +46,7 @@ def task_prompt(brief: TaskBrief, specs: tuple[ToolSpec, ...]) -> str:
     if brief.history:
         lines += ["", "Earlier episodes of this experiment used these paid-action sets:"]
         for i, actions in enumerate(brief.history, 1):
-            lines.append(f"{i}. " + (" + ".join(describe_action(a) for a in actions) if actions else "(no paid actions)"))
+            lines.append(f"{i}. {format_actions(actions)}")
         lines.append("Choose a different combination of paid actions this time.")
     return "\n".join(lines)
 

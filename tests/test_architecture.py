@@ -1,0 +1,83 @@
+"""Imports point one way: a package imports only from its own layer and the layers below
+(docs/architecture.md). Function-level imports count too: a lazy import is still a dependency."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "imbalance"
+
+# Lowest first. A module may import from its own layer and any layer before it.
+LAYERS: list[tuple[str, ...]] = [
+    ("imbalance", "imbalance.errors", "imbalance.seeding", "imbalance.config"),
+    ("imbalance.data",),
+    ("imbalance.training",),
+    ("imbalance.env",),
+    ("imbalance.agents",),
+    ("imbalance.tracking",),
+    ("imbalance.analysis",),
+    ("imbalance.experiment",),
+    ("imbalance.cli", "imbalance.run", "imbalance.report", "imbalance.calibrate"),
+]
+# Inside the lowest layer, config may use errors (UsageError), never the other way round.
+NEVER = {"imbalance.errors": ("imbalance.config", "imbalance.seeding"), "imbalance.seeding": ("imbalance.config", "imbalance.errors")}
+
+
+def layer_of(module: str) -> int:
+    """The layer of the longest prefix that names `module` (-1: none)."""
+    matches = [(len(p), i) for i, prefixes in enumerate(LAYERS) for p in prefixes if module == p or module.startswith(p + ".")]
+    return max(matches)[1] if matches else -1
+
+
+def wrong_imports(source: str, targets: list[str]) -> list[str]:
+    upward = [t for t in targets if t.startswith("imbalance") and layer_of(t) > layer_of(source)]
+    banned = [t for t in targets for b in NEVER.get(source, ()) if t == b or t.startswith(b + ".")]
+    return upward + banned
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def all_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+    return out
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_belongs_to_a_layer():
+    assert [module_name(p) for p in MODULES if layer_of(module_name(p)) < 0] == []
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_imports_point_down(path):
+    source = module_name(path)
+    assert wrong_imports(source, all_imports(path)) == [], f"{source} imports from a higher layer"
+
+
+def test_agents_never_touch_mlflow_or_the_store():
+    """An agent reaches the task through its tools only; what it records, the runner stores."""
+    offenders = {}
+    for path in (PACKAGE / "agents").rglob("*.py"):
+        found = [m for m in all_imports(path) if m.split(".")[0] == "mlflow" or m.startswith("imbalance.tracking")]
+        if found:
+            offenders[module_name(path)] = found
+    assert offenders == {}
+
+
+def test_the_checker_flags_upward_and_banned_imports():
+    assert wrong_imports("imbalance.data.tabular", ["imbalance.experiment.build", "imbalance.config.schema"]) == ["imbalance.experiment.build"]
+    assert wrong_imports("imbalance.errors", ["imbalance.config"]) == ["imbalance.config"]
+    assert wrong_imports("imbalance.cli.run", ["imbalance.experiment.runner", "imbalance.errors"]) == []

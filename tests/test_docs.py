@@ -1,0 +1,226 @@
+"""Every command in README.md and docs/*.md is run here, as a user would type it.
+
+- ```bash blocks: each command runs in one scratch folder, in order, sharing its ./mlruns (so
+  `RUN_ID` and `PARENT_RUN_ID` stand for the newest episode and sweep there); `export` lines
+  set the environment of the commands after them. It must exit 0.
+- ```text blocks: a line `$ command` runs too, and every line shown below it (up to the next
+  `$` line; lines with `...` are elided output) must appear in what it prints.
+- ```bash cluster blocks need a cluster: their overrides must compose (launcher included).
+- The README's set-up commands are what .ci/run runs.
+
+So the tests stay minutes, not hours, SPEEDUPS shrink sweeps, seeds and data (each rewrite is
+listed below), and the LLM agents talk to the scripted server of fake_llm.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fake_llm import FakeLLM, reply
+from tests.helpers import ROOT, cli_env, free_port
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SETUP_PREFIXES = ("python3 -m venv", ".venv/bin/python -m pytest", "pip ", ".venv/bin/pip")
+
+# (pattern, replacement): the only ways a documented command is changed before it runs.
+SPEEDUPS = [
+    (r"seed='range\(0,\d+\)'", "seed='range(0,2)'"),  # sweeps: two seeds
+    (r"trial='range\(0,\d+\)'", "trial='range(0,2)'"),
+    (r"--seeds \d+", "--seeds 1 --trials 1 --jobs 1"),  # calibration: one seed
+    (r"(source=kaggle\b.*)$", r"\1 source.sample_n=20000"),  # the real file, subsampled
+    (r"http://127\.0\.0\.1:8080/v1", "{openai_url}"),  # the documented local server: the scripted one
+    (r"127\.0\.0\.1:5000|--port 5000", lambda m: m[0].replace("5000", "{port}")),  # a free port for the documented server
+]
+SCRIPT = [reply(("imbalance_start", {})), reply(("train", {"epochs": 2})), reply(("sweep_thresholds", {})), reply(("submit_answer", {}))]
+
+
+@dataclass
+class Command:
+    doc: str
+    line: int
+    text: str
+    block: str  # "bash", "bash cluster" or "text"
+    expected: tuple[str, ...] = ()
+
+
+def commands() -> list[Command]:
+    out: list[Command] = []
+    for doc in DOCS:
+        lines = doc.read_text().splitlines()
+        info, i = None, 0
+        while i < len(lines):
+            line = lines[i]
+            if line.startswith("```"):
+                info = None if info is not None else line[3:].strip()
+                i += 1
+                continue
+            if info is None or not info.startswith(("bash", "text")):
+                i += 1
+                continue
+            start = i
+            text = line
+            while text.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                text = text[:-1].rstrip() + " " + lines[i].strip()
+            i += 1
+            if info.startswith("bash") and text.strip() and not text.lstrip().startswith("#"):
+                out.append(Command(doc.name, start + 1, text.strip(), info))
+            elif info == "text" and text.startswith("$ "):
+                expected = []
+                while i < len(lines) and not lines[i].startswith(("$ ", "```")):
+                    if "..." not in lines[i] and lines[i].strip():
+                        expected.append(lines[i].strip())
+                    i += 1
+                out.append(Command(doc.name, start + 1, text[2:].strip(), "text", tuple(expected)))
+    return out
+
+
+COMMANDS = commands()
+RUNNABLE = [c for c in COMMANDS if c.block != "bash cluster" and not c.text.startswith(SETUP_PREFIXES)]
+
+
+def test_the_docs_hold_commands_of_every_kind():
+    """The parser itself: it finds the commands this file promises to run."""
+    texts = [c.text for c in COMMANDS]
+    assert any(t.startswith("python -m imbalance.run -m") for t in texts)
+    assert any(c.block == "text" and c.expected for c in COMMANDS)
+    assert any(c.block == "bash cluster" for c in COMMANDS)
+    assert len(RUNNABLE) >= 30
+
+
+def test_readme_setup_commands_are_what_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text()
+    setup = [c.text for c in COMMANDS if c.doc == "README.md" and c.text.startswith(SETUP_PREFIXES)]
+    assert len(setup) == 2
+    install, tests = setup
+    assert "pip install" in install and "-e '.[test]' -c constraints.txt" in install and "-e '.[test]' -c constraints.txt" in ci
+    assert tests.replace(".venv/bin/python", "") in ci.replace(".venv/bin/python", "")
+
+
+def test_cluster_commands_compose():
+    """Commands that need a cluster: each one's first job composes with its launcher."""
+    from hydra import initialize_config_dir
+
+    from imbalance.config.compose import CONF_DIR, compose
+    from imbalance.experiment import hydra_private
+
+    cluster = [c for c in COMMANDS if c.block == "bash cluster" and c.text.startswith("python -m imbalance.run")]
+    assert cluster
+    for command in cluster:
+        overrides = [a for a in shlex.split(command.text)[3:] if a not in ("-m", "--multirun")]
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            first = hydra_private.basic_sweep_jobs(hydra_private.parse_overrides(overrides))[0]
+            cfg = compose(first, hydra=True)
+        assert cfg.hydra.launcher["_target_"], command
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """One folder for every command, standing in for the repository root a user types them in
+    (scripts/ linked in, a fresh ./mlruns); the LLM server scripted."""
+    folder = tmp_path_factory.mktemp("docs")
+    (folder / "scripts").symlink_to(ROOT / "scripts")
+    env = cli_env(ANTHROPIC_API_KEY="sk-ant-docs", OPENAI_API_KEY="local")
+    with FakeLLM(SCRIPT * 200) as server:
+        env.update(ANTHROPIC_BASE_URL=server.url, OPENAI_BASE_URL=server.openai_url)
+        yield folder, env, server
+
+
+def newest(folder: Path, sweep: bool) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("imbalance")
+    query = "tags.sweep = 'true'" if sweep else "attributes.status = 'FINISHED' AND tags.agent != 'replay'"
+    runs = client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=5)
+    runs = [r for r in runs if sweep or "termination_reason" in r.data.tags]
+    assert runs, f"no {'sweep' if sweep else 'episode'} run yet for a placeholder"
+    return runs[0].info.run_id
+
+
+def prepare(command: Command, folder: Path, server, port: int) -> list[str]:
+    text = command.text
+    for pattern, replacement in SPEEDUPS:
+        text = re.sub(pattern, replacement, text)
+    text = text.replace("{openai_url}", server.openai_url).replace("{port}", str(port))
+    if "PARENT_RUN_ID" in text:
+        text = text.replace("PARENT_RUN_ID", newest(folder, sweep=True))
+    if "RUN_ID" in text:
+        text = text.replace("RUN_ID", newest(folder, sweep=False))
+    text = re.sub(r"\s+#.*$", "", text)  # a trailing comment
+    args = shlex.split(text)
+    if args[0] == "python":
+        args[0] = sys.executable
+    elif args[0] == "mlflow":
+        args = [sys.executable, "-m", "mlflow", *args[1:]]
+    return args
+
+
+def serve(args: list[str], folder: Path, env: dict) -> subprocess.Popen:
+    """`mlflow ui` / `mlflow server`, started as in another terminal; it must answer /health."""
+    if "--port" not in args:
+        args = [*args, "--port", str(free_port())]
+    port = args[args.index("--port") + 1]
+    proc = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                assert response.status == 200
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(f"{' '.join(args)} exited: {proc.stderr.read().decode()[-2000:]}") from None
+            time.sleep(0.5)
+    stop(proc)
+    raise AssertionError(f"{' '.join(args)} did not answer on port {port}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_every_documented_command_runs(sandbox):
+    folder, env, server = sandbox
+    port = free_port()  # where the documented `mlflow server` listens, for the commands after it
+    failures, servers = [], []
+    try:
+        for command in RUNNABLE:
+            failures += run_documented(command, folder, env, server, port, servers)
+    finally:
+        for proc in servers:
+            stop(proc)
+    assert not failures, "\n\n".join(failures)
+
+
+def run_documented(command: Command, folder: Path, env: dict, server, port: int, servers: list) -> list[str]:
+    if command.text.startswith("export "):
+        name, _, value = command.text[len("export "):].partition("=")
+        env[name] = value.split("#")[0].strip()
+        return []
+    args = prepare(command, folder, server, port)
+    where = f"{command.doc}:{command.line}: {command.text}"
+    if args[1:3] == ["-m", "mlflow"] and args[3] == "ui":  # looked at, then closed
+        stop(serve(args, folder, env))
+        return []
+    if args[1:3] == ["-m", "mlflow"] and args[3] == "server":  # kept for the commands that use it
+        servers.append(serve(args, folder, env))
+        return []
+    proc = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    output = proc.stdout + proc.stderr
+    if command.block == "text":
+        missing = [line for line in command.expected if line not in output]
+        return [f"{where}\n  missing from its output: {missing}\n  got: {output[-1500:]}"] if missing else []
+    return [f"{where}\n  exit {proc.returncode}: {output[-1500:]}"] if proc.returncode != 0 else []

@@ -224,3 +224,12 @@ def run_documented(command: Command, folder: Path, env: dict, server, port: int,
         missing = [line for line in command.expected if line not in output]
         return [f"{where}\n  missing from its output: {missing}\n  got: {output[-1500:]}"] if missing else []
     return [f"{where}\n  exit {proc.returncode}: {output[-1500:]}"] if proc.returncode != 0 else []
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" not in target and not (doc.parent / target).exists():
+                broken.append(f"{doc.name}: {target}")
+    assert broken == []

@@ -111,6 +111,24 @@ def test_train_is_free_and_changes_the_model(env):
     assert not np.array_equal(before, env._val_proba)
 
 
+def test_train_continues_the_optimizer_until_a_paid_action_reinitialises_the_model(env):
+    per_epoch = -(-len(env._train_y) // env.model_cfg.batch_size)
+    after_reset = env._model.optimizer_steps
+    assert after_reset == env.budget.retrain_epochs * per_epoch
+    optimizer = env._model._optimizer
+    call(env, "train", epochs=2, lr=0.001)
+    assert env._model._optimizer is optimizer and optimizer.param_groups[0]["lr"] == 0.001
+    call(env, "train", epochs=1)
+    assert optimizer.param_groups[0]["lr"] == env.model_cfg.lr  # a call's lr is for that call only
+    assert env._model.optimizer_steps == after_reset + 3 * per_epoch  # moments and step count carried on
+    call(env, "use_focal", alpha=0.75, gamma=2.0)
+    assert env._model._optimizer is not optimizer  # a new model, a new optimizer
+    assert env._model.optimizer_steps == env.budget.retrain_epochs * per_epoch
+    call(env, "set_threshold", threshold=0.3)  # no re-initialisation: training continues
+    call(env, "train", epochs=1)
+    assert env._model.optimizer_steps == (env.budget.retrain_epochs + 1) * per_epoch
+
+
 def test_train_epochs_are_capped_on_large_data():
     env = make_env("budget.max_train_rows_per_call=7000")  # 3000 train rows -> at most 2 epochs
     env.reset()

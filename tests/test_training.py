@@ -148,3 +148,51 @@ def test_weighted_training_raises_positive_scores():
     recall_plain = (plain.predict_proba(X).numpy()[positives] >= 0.5).mean()
     recall_weighted = (weighted.predict_proba(X).numpy()[positives] >= 0.5).mean()
     assert recall_weighted > recall_plain + 0.15, (recall_plain, recall_weighted)
+
+
+@pytest.mark.parametrize("hidden", [(), (16, 8)], ids=["logreg", "mlp"])
+def test_training_continues_across_fits(hidden):
+    """N epochs in one fit = the same N epochs split over two fits (same shuffling stream):
+    the second fit continues Adam's moments and step count instead of starting a new Adam."""
+    X, y = _data(n=1500)
+    whole = new_model(5, hidden, 0.01, 0.0, seed=4)
+    fit(whole, X, y, epochs=4, batch_size=64, generator=torch.Generator().manual_seed(7))
+    split = new_model(5, hidden, 0.01, 0.0, seed=4)
+    stream = torch.Generator().manual_seed(7)
+    fit(split, X, y, epochs=1, batch_size=64, generator=stream)
+    fit(split, X, y, epochs=3, batch_size=64, generator=stream)
+    assert split.optimizer_steps == whole.optimizer_steps == 4 * math.ceil(1500 / 64)
+    for a, b in zip(whole.parameters(), split.parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=0), (a - b).abs().max()
+    # what a fresh optimizer per fit (the old behaviour) would have done instead: not the same
+    restarted = new_model(5, hidden, 0.01, 0.0, seed=4)
+    stream = torch.Generator().manual_seed(7)
+    fit(restarted, X, y, epochs=1, batch_size=64, generator=stream)
+    restarted.reset_optimizer()
+    fit(restarted, X, y, epochs=3, batch_size=64, generator=stream)
+    assert restarted.optimizer_steps == 3 * math.ceil(1500 / 64)
+    assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(whole.parameters(), restarted.parameters()))
+
+
+def test_a_fits_learning_rate_applies_to_that_fit_only():
+    """train(epochs, lr) changes the step size of its own call; the moments carry on."""
+    X, y = _data(n=1000)
+    model = new_model(5, (8,), 0.01, 0.0, seed=1)
+    fit(model, X, y, epochs=1, batch_size=100, seed=0)
+    optimizer = model._optimizer
+    model.lr = 0.001
+    fit(model, X, y, epochs=1, batch_size=100, seed=1)
+    assert model._optimizer is optimizer and optimizer.param_groups[0]["lr"] == 0.001
+    assert model.optimizer_steps == 20
+    model.lr = 0.01
+    fit(model, X, y, epochs=1, batch_size=100, seed=2)
+    assert optimizer.param_groups[0]["lr"] == 0.01 and model.optimizer_steps == 30
+
+
+def test_fit_takes_exactly_one_shuffling_source():
+    X, y = _data(n=100)
+    model = new_model(5, (), 0.01, 0.0, seed=0)
+    with pytest.raises(ValueError):
+        fit(model, X, y, epochs=1, batch_size=10)
+    with pytest.raises(ValueError):
+        fit(model, X, y, epochs=1, batch_size=10, seed=1, generator=torch.Generator())

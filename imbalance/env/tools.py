@@ -136,7 +136,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "train",
         "Free. Continue training the current model for `epochs` epochs at learning rate `lr` "
-        "(default: the model's). Very large data caps the epochs of one call; the result says so.",
+        "(default: the model's); the optimizer's state carries over between calls until a paid action "
+        "re-initialises the model. Very large data caps the epochs of one call; the result says so.",
         (
             Param("epochs", "integer", "epochs to train", R("[1, 100]")),
             Param("lr", "number", "learning rate for this call", R("(0, 1]"), required=False),

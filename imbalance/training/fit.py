@@ -85,9 +85,19 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def fit(model: BinaryClassifier, X: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, seed: int, threads: int | None = None) -> None:
-    """Train `model` in place for `epochs` epochs; the shuffling order comes from `seed`."""
-    generator = torch.Generator().manual_seed(seed)
+def fit(
+    model: BinaryClassifier, X: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
+    seed: int | None = None, generator: torch.Generator | None = None, threads: int | None = None,
+) -> None:
+    """Train `model` in place for `epochs` more epochs, continuing its optimizer (see module.py).
+
+    The shuffling order comes from `seed`, or from `generator` (a stream a caller can carry
+    across fits: then N epochs in one fit equal the same N epochs split over several fits).
+    """
+    if (seed is None) == (generator is None):
+        raise ValueError("fit needs exactly one of seed or generator")
+    if generator is None:
+        generator = torch.Generator().manual_seed(seed)
     batches = TensorBatches(X, y, batch_size, generator)
     model.batch_size = batch_size
     with warnings.catch_warnings(), intra_op_threads(threads):

@@ -2,6 +2,11 @@
 
 It knows nothing of Hydra or of the environment; the loss is swappable between fits.
 
+The optimizer lives on the module and outlives a fit: a later fit continues it (Adam's moments
+and step count), with the module's current `lr` written into it, so training split over
+several calls makes the updates of one long call. A new module (the environment builds one
+whenever a paid action re-initialises the model) starts a new optimizer.
+
 Optimisation is manual: each Lightning step receives a chunk of consecutive mini-batches
 and takes one optimizer step per mini-batch, in order. The updates are exactly those of a
 per-batch loop over the same shuffled rows, while Lightning's per-step machinery (hooks,
@@ -33,6 +38,7 @@ class BinaryClassifier(pl.LightningModule):
         self.batch_size = 512  # mini-batch rows; set per fit
         self.loss_spec = LossSpec()
         self.automatic_optimization = False
+        self._optimizer: torch.optim.Optimizer | None = None  # built by the first fit, kept after
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
@@ -46,7 +52,24 @@ class BinaryClassifier(pl.LightningModule):
             optimizer.step()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        """The module's one optimizer: built on the first fit, continued by every later one."""
+        if self._optimizer is None:
+            self._optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        for group in self._optimizer.param_groups:  # this fit's learning rate
+            group["lr"] = self.lr
+        return self._optimizer
+
+    def reset_optimizer(self) -> None:
+        """Forget the optimizer's state: the next fit starts a fresh one."""
+        self._optimizer = None
+
+    @property
+    def optimizer_steps(self) -> int:
+        """Optimizer steps taken since the optimizer was (re)built; 0 before the first fit."""
+        if self._optimizer is None:
+            return 0
+        states = [self._optimizer.state[p] for p in self.parameters() if p in self._optimizer.state]
+        return int(states[0]["step"]) if states else 0
 
     @torch.no_grad()
     def predict_proba(self, X: torch.Tensor, chunk: int = 65536) -> torch.Tensor:

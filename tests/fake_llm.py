@@ -13,6 +13,13 @@ Steps:
     {"delay": 2.0, **step}   answer late (client timeouts)
     {"body": "not json"}     a 200 whose body is not JSON
     {"error_body": "overloaded_error"}   a 200 whose body is an API error object
+
+The OpenAI side answers as llama.cpp's server does (the first real server this project met):
+tool-call ids of 60+ characters, `"{ }"` for a call without arguments, `content: null` beside
+tool calls; and it refuses, with llama.cpp's HTTP 500, an assistant message that carries tool
+calls without string `content`. `FakeLLM(script, refuse={...})` refuses request fields as other
+servers do: {"max_tokens": ...} (OpenAI's reasoning models), {"temperature": ...},
+{"tool_choice": "required"} (llama.cpp: an empty HTTP 500).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import itertools
 import json
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,8 +44,9 @@ def text(message: str = "I am done.") -> dict:
 
 
 class FakeLLM:
-    def __init__(self, script: list[dict]):
+    def __init__(self, script: list[dict], refuse: dict | None = None):
         self.script = list(script)
+        self.refuse = dict(refuse or {})
         self.requests: list[dict] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -73,17 +82,42 @@ class FakeLLM:
                 "id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant", "model": "fake-claude",
                 "content": content, "stop_reason": "tool_use" if calls else "end_turn", "stop_sequence": None, "usage": USAGE,
             }
-        message: dict[str, Any] = {"role": "assistant", "content": step["text"] or None}
+        message: dict[str, Any] = {"role": "assistant", "content": None if calls else step["text"]}
         if calls:
             message["tool_calls"] = [
-                {"id": cid, "type": "function", "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
-                for cid, name, args in calls
+                {"id": f"call__0_{name}_cmpl-{uuid.uuid4()}", "type": "function", "function": {"name": name, "arguments": _arguments(args)}}
+                for _, name, args in calls
             ]
         return {
             "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": 1_700_000_000, "model": "fake-gpt",
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": {"prompt_tokens": 150, "completion_tokens": 20, "total_tokens": 170, "prompt_tokens_details": {"cached_tokens": 50}},
         }
+
+
+def _arguments(args: Any) -> str:
+    if isinstance(args, str):
+        return args
+    return json.dumps(args) if args else "{ }"  # llama.cpp's text for a call without arguments
+
+
+def refusal(fake: FakeLLM, api: str, body: dict) -> tuple[int, dict] | None:
+    """What a real OpenAI-compatible server refuses in this request, as it says it."""
+    if api != "openai":
+        return None
+    for m in body.get("messages", []):
+        if m.get("role") == "assistant" and m.get("tool_calls") and not isinstance(m.get("content"), str):
+            detail = "'dict object' has no attribute 'content'" if "content" not in m else "Input should be a valid string"
+            return 500, {"error": {"message": detail, "type": "internal_server_error"}}
+    if "max_tokens" in fake.refuse and "max_tokens" in body:
+        return 400, {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                               "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}
+    if "temperature" in fake.refuse and "temperature" in body:
+        return 400, {"error": {"message": f"Unsupported value: 'temperature' does not support {body['temperature']} with this model. Only the default (1) value is supported.",
+                               "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}}
+    if fake.refuse.get("tool_choice") is not None and body.get("tool_choice") == fake.refuse["tool_choice"]:
+        return 500, {"error": {"message": "", "type": "internal_server_error"}}
+    return None
 
 
 def unanswered_tool_calls(api: str, body: dict) -> list[str]:
@@ -121,6 +155,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(raw) if raw else {}
         api = "anthropic" if self.path.rstrip("/").endswith("/messages") else "openai"
         request = {"path": self.path, "api": api, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "t": time.monotonic()}
+        refused = refusal(fake, api, body)
+        if refused is not None:  # refused before any script step is taken: the retry gets it
+            with fake._lock:
+                fake.requests.append(request)
+            return self._send(*refused)
         step = fake.next_step(request)
         if step.get("delay"):
             time.sleep(step["delay"])

@@ -2,14 +2,16 @@
 
 - ```bash blocks: each command runs in one scratch folder, in order, sharing its ./mlruns (so
   `RUN_ID` and `PARENT_RUN_ID` stand for the newest episode and sweep there); `export` lines
-  set the environment of the commands after them. It must exit 0.
+  set the environment of the commands after them. It must exit 0. Servers it starts (`mlflow
+  server`, scripts/serve_smollm2.py) stay up for the commands after them, as in another terminal.
 - ```text blocks: a line `$ command` runs too, and every line shown below it (up to the next
   `$` line; lines with `...` are elided output) must appear in what it prints.
 - ```bash cluster blocks need a cluster: their overrides must compose (launcher included).
 - The README's set-up commands are what .ci/run runs.
 
 So the tests stay minutes, not hours, SPEEDUPS shrink sweeps, seeds and data (each rewrite is
-listed below), and the LLM agents talk to the scripted server of fake_llm.py.
+listed below); an LLM agent with no documented server talks to the scripted server of
+fake_llm.py (through ANTHROPIC_BASE_URL / OPENAI_BASE_URL).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ SPEEDUPS = [
     (r"trial='range\(0,\d+\)'", "trial='range(0,2)'"),
     (r"--seeds \d+", "--seeds 1 --trials 1 --jobs 1"),  # calibration: one seed
     (r"(source=kaggle\b.*)$", r"\1 source.sample_n=20000"),  # the real file, subsampled
-    (r"http://127\.0\.0\.1:8080/v1", "{openai_url}"),  # the documented local server: the scripted one
+    (r"\b8080\b", "{llm_port}"),  # the documented model server, on a free port
     (r"127\.0\.0\.1:5000|--port 5000", lambda m: m[0].replace("5000", "{port}")),  # a free port for the documented server
 ]
 SCRIPT = [reply(("imbalance_start", {})), reply(("train", {"epochs": 2})), reply(("sweep_thresholds", {})), reply(("submit_answer", {}))]
@@ -148,11 +150,11 @@ def newest(folder: Path, sweep: bool) -> str:
     return runs[0].info.run_id
 
 
-def prepare(command: Command, folder: Path, server, port: int) -> list[str]:
+def prepare(command: Command, folder: Path, ports: dict[str, int]) -> list[str]:
     text = command.text
     for pattern, replacement in SPEEDUPS:
         text = re.sub(pattern, replacement, text)
-    text = text.replace("{openai_url}", server.openai_url).replace("{port}", str(port))
+    text = text.replace("{port}", str(ports["mlflow"])).replace("{llm_port}", str(ports["llm"]))
     if "PARENT_RUN_ID" in text:
         text = text.replace("PARENT_RUN_ID", newest(folder, sweep=True))
     if "RUN_ID" in text:
@@ -166,8 +168,9 @@ def prepare(command: Command, folder: Path, server, port: int) -> list[str]:
     return args
 
 
-def serve(args: list[str], folder: Path, env: dict) -> subprocess.Popen:
-    """`mlflow ui` / `mlflow server`, started as in another terminal; it must answer /health."""
+def serve(args: list[str], folder: Path, env: dict, health: str = "/health") -> subprocess.Popen:
+    """A server (`mlflow ui`, `mlflow server`, the model server) started as in another terminal;
+    it must answer `health`."""
     if "--port" not in args:
         args = [*args, "--port", str(free_port())]
     port = args[args.index("--port") + 1]
@@ -175,7 +178,7 @@ def serve(args: list[str], folder: Path, env: dict) -> subprocess.Popen:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=2) as response:
                 assert response.status == 200
                 return proc
         except OSError:
@@ -194,29 +197,32 @@ def stop(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_every_documented_command_runs(sandbox):
     folder, env, server = sandbox
-    port = free_port()  # where the documented `mlflow server` listens, for the commands after it
+    ports = {"mlflow": free_port(), "llm": free_port()}  # where the documented servers listen, for the commands after them
     failures, servers = [], []
     try:
         for command in RUNNABLE:
-            failures += run_documented(command, folder, env, server, port, servers)
+            failures += run_documented(command, folder, env, ports, servers)
     finally:
         for proc in servers:
             stop(proc)
     assert not failures, "\n\n".join(failures)
 
 
-def run_documented(command: Command, folder: Path, env: dict, server, port: int, servers: list) -> list[str]:
+def run_documented(command: Command, folder: Path, env: dict, ports: dict[str, int], servers: list) -> list[str]:
     if command.text.startswith("export "):
         name, _, value = command.text[len("export "):].partition("=")
         env[name] = value.split("#")[0].strip()
         return []
-    args = prepare(command, folder, server, port)
+    args = prepare(command, folder, ports)
     where = f"{command.doc}:{command.line}: {command.text}"
     if args[1:3] == ["-m", "mlflow"] and args[3] == "ui":  # looked at, then closed
         stop(serve(args, folder, env))
         return []
     if args[1:3] == ["-m", "mlflow"] and args[3] == "server":  # kept for the commands that use it
         servers.append(serve(args, folder, env))
+        return []
+    if args[1].endswith("serve_smollm2.py"):  # the real model server, kept likewise
+        servers.append(serve(args, folder, env, health="/v1/models"))
         return []
     proc = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr

@@ -65,12 +65,12 @@ def _make_llm_agent(cfg: LLMAgent, ctx: AgentContext) -> Agent:
     key = require_api_key(cfg)
     common = dict(
         api_key=key, model=cfg.model, base_url=cfg.base_url, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-        top_p=cfg.top_p, max_retries=cfg.max_retries, timeout_s=cfg.timeout_s,
+        top_p=cfg.top_p, max_retries=cfg.max_retries, timeout_s=cfg.timeout_s, tool_choice=cfg.tool_choice,
     )
     if isinstance(cfg, OpenAIAgent):
         from imbalance.agents.llm.openai_api import OpenAIBackend
 
-        backend = OpenAIBackend(**common, seed=ctx.seed)
+        backend = OpenAIBackend(**common, seed=ctx.seed, max_tokens_param=cfg.max_tokens_param)
     else:
         from imbalance.agents.llm.anthropic_api import AnthropicBackend
 

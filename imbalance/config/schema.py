@@ -108,6 +108,8 @@ class Budget:
 
 
 # ---------------------------------------------------------------------------- agents
+TOOL_CHOICES = ("auto", "required", "none")
+MAX_TOKENS_PARAMS = ("auto", "max_tokens", "max_completion_tokens")
 
 @dataclass
 class HeuristicAgent:
@@ -138,9 +140,15 @@ class LLMAgent:
     history: bool = False  # list earlier episodes' paid-action sets and ask for a new one
     submit_after_sweep: bool = False  # the original runner submitted right after sweep_thresholds
     prompt_caching: bool = True  # Anthropic: cache the stable prefix (tools + system prompt)
+    # auto: the model decides; required: it must call a tool each turn (Anthropic's "any");
+    # none: it may not. Small local models rarely call a tool unless it is required.
+    tool_choice: str = "auto"
 
     def check_combination(self, prefix: str) -> None:
         import re
+
+        if self.tool_choice not in TOOL_CHOICES:
+            raise UsageError(f"{prefix}tool_choice must be one of {', '.join(TOOL_CHOICES)}; got {short_repr(self.tool_choice)}, e.g. {prefix}tool_choice=required")
 
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
             raise UsageError(f"{prefix}api_key_env must name an environment variable; got {self.api_key_env!r}, e.g. {prefix}api_key_env=ANTHROPIC_API_KEY")
@@ -161,6 +169,15 @@ class OpenAIAgent(LLMAgent):
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"
     prompt_caching: bool = False  # OpenAI caches long prefixes by itself
+    # Which request field carries max_tokens: OpenAI's reasoning models take only
+    # max_completion_tokens, llama.cpp's server only max_tokens. auto: max_tokens, switching
+    # once when the server's HTTP 400 asks for the other.
+    max_tokens_param: str = "auto"
+
+    def check_combination(self, prefix: str) -> None:
+        super().check_combination(prefix)
+        if self.max_tokens_param not in MAX_TOKENS_PARAMS:
+            raise UsageError(f"{prefix}max_tokens_param must be one of {', '.join(MAX_TOKENS_PARAMS)}; got {short_repr(self.max_tokens_param)}")
 
 
 @dataclass

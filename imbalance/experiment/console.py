@@ -6,6 +6,7 @@ The full record lives in MLflow; this is what a person watching the run reads.
 from __future__ import annotations
 
 import logging
+import re
 
 from imbalance.env.tools import format_call
 
@@ -74,3 +75,17 @@ def _effect(record: dict) -> str:
         return "submitted"
     return ""
 
+
+class RetryLines(logging.Filter):
+    """The LLM SDKs log each retry as `Retrying request to /v1/messages in 0.482000 seconds`;
+    on the console it becomes `  anthropic API: retry in 0.5 s` (retry counts where the SDK gives them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.endswith("._base_client") and str(record.msg).startswith("Retrying request"):
+            text = record.getMessage()
+            seconds = re.search(r"in ([0-9.]+) seconds", text)
+            count = re.search(r"\((retry \d+ of \d+)\)", text)
+            api = record.name.split(".")[0]
+            record.msg = f"  {api} API: retry in {float(seconds[1]) if seconds else 0:.1f} s" + (f" ({count[1]})" if count else "")
+            record.args = None
+        return True

@@ -16,13 +16,14 @@ from imbalance.agents.llm.backend import MalformedReply, Reply, ToolCall, Usage,
 from imbalance.env.tools import ToolSpec
 
 CACHE = {"type": "ephemeral"}
+TOOL_CHOICE = {"auto": "auto", "required": "any", "none": "none"}  # agent.tool_choice -> the Messages API's names
 
 
 class AnthropicBackend:
     provider = "anthropic"
 
     def __init__(self, *, api_key: str, model: str, base_url: str | None, max_tokens: int, temperature: float | None,
-                 top_p: float | None, max_retries: int, timeout_s: float, prompt_caching: bool):
+                 top_p: float | None, max_retries: int, timeout_s: float, prompt_caching: bool, tool_choice: str = "auto"):
         import anthropic
 
         self._sdk = anthropic
@@ -30,6 +31,8 @@ class AnthropicBackend:
         self.model, self.max_tokens, self.max_retries = model, max_tokens, max_retries
         self.sampling = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
         self.caching = prompt_caching
+        self.tool_choice = {"type": TOOL_CHOICE[tool_choice]}
+        self.adjustments: list[str] = []
         self.messages: list[dict] = []
         self._marked: dict | None = None  # the user block that holds the moving cache breakpoint
 
@@ -40,13 +43,14 @@ class AnthropicBackend:
             self.tools[-1]["cache_control"] = CACHE
             self.system[0]["cache_control"] = CACHE
         self.add_user(user)
-        return {"model": self.model, "max_tokens": self.max_tokens, **self.sampling, "system": self.system, "tools": self.tools}
+        return {"model": self.model, "max_tokens": self.max_tokens, **self.sampling, "tool_choice": self.tool_choice, "system": self.system, "tools": self.tools}
 
     def send(self) -> Reply:
         sdk = self._sdk
         try:
             message = self.client.messages.create(
-                model=self.model, max_tokens=self.max_tokens, system=self.system, tools=self.tools, messages=self.messages, **self.sampling
+                model=self.model, max_tokens=self.max_tokens, system=self.system, tools=self.tools, tool_choice=self.tool_choice,
+                messages=self.messages, **self.sampling
             )
         except (sdk.APIStatusError, sdk.APIConnectionError) as exc:  # connection errors include timeouts
             raise AgentFailure(api_failure("Anthropic API", exc, self.max_retries)) from None

@@ -18,6 +18,7 @@ class ToolCall:
     id: str
     name: str
     arguments: Any  # the parsed JSON object, or the raw text when it did not parse
+    raw_arguments: str | None = None  # the JSON text as the server sent it (OpenAI-style APIs)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ChatBackend(Protocol):
     provider: str
     model: str
     messages: list[dict]  # the conversation so far, in the provider's format
+    adjustments: list[str]  # settings changed after the server refused them (kept in the transcript)
 
     def begin(self, system: str, user: str, specs: tuple[ToolSpec, ...]) -> dict:
         """Start a conversation; returns the stable part of the request (for the transcript)."""

@@ -54,7 +54,8 @@ class LLMAgent:
         self.tracer = tracer or NullTracer()
         started = time.monotonic()
         request = self.backend.begin(SYSTEM_PROMPT, task_prompt(self.brief, tools.specs), tools.specs)
-        self.transcript = {"provider": self.backend.provider, "request": request, "messages": self.backend.messages, "responses": [], "errors": []}
+        self.transcript = {"provider": self.backend.provider, "request": request, "messages": self.backend.messages, "responses": [], "errors": [],
+                           "adjustments": self.backend.adjustments}
         steps_used = 0
         for turn in range(self.limits.conv_steps):
             self._check_limits(started)

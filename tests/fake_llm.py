@@ -44,8 +44,14 @@ def text(message: str = "I am done.") -> dict:
 
 
 class FakeLLM:
-    def __init__(self, script: list[dict], refuse: dict | None = None):
-        self.script = list(script)
+    def __init__(self, script: list[dict] | None = None, refuse: dict | None = None, *, plan: list[dict] | None = None,
+                 delay: float = 0.0, fault: Any = None, keep_requests: bool = True):
+        """`script`: steps taken in arrival order, whichever conversation asks (one episode at a
+        time). `plan`: stateless, for many episodes at once: each request gets the step of its
+        turn (the number of assistant turns already in it), after `delay` seconds; `fault(body)`
+        returning a step (e.g. an HTTP 500) answers that request instead."""
+        self.script = list(script or [])
+        self.plan, self.delay, self.fault, self.keep_requests = plan, delay, fault, keep_requests
         self.refuse = dict(refuse or {})
         self.requests: list[dict] = []
         self._ids = itertools.count(1)
@@ -69,8 +75,17 @@ class FakeLLM:
 
     def next_step(self, request: dict) -> dict:
         with self._lock:
-            self.requests.append(request)
-            return self.script.pop(0) if self.script else text()
+            if self.keep_requests:
+                self.requests.append(request)
+            if self.plan is None:
+                return self.script.pop(0) if self.script else text()
+        body = request["body"]
+        injected = self.fault(body) if self.fault is not None else None
+        if injected is not None:
+            return injected
+        turn = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+        step = self.plan[turn] if turn < len(self.plan) else text()
+        return {**step, "delay": self.delay} if self.delay else step
 
     # ------------------------------------------------------------------ rendering
     def render(self, api: str, step: dict) -> dict:

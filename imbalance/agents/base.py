@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
-from imbalance.env.environment import ToolResult
+from imbalance.env.results import ToolResult
 from imbalance.env.tools import ToolSpec
 
 

@@ -24,24 +24,17 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> dict[str, Any]:
+    from hydra.core.hydra_config import HydraConfig
+
     from imbalance.config.checks import to_objects
-    from imbalance.experiment.runner import run_episode
+    from imbalance.experiment.runner import default_choices, run_episode
     from imbalance.experiment.sweep import current_parent_run_id
 
     try:
-        return run_episode(to_objects(cfg), hydra_choices(cfg), parent_run_id=current_parent_run_id())
+        config = to_objects(cfg)
+        return run_episode(config, default_choices(config, HydraConfig.get().runtime.choices), parent_run_id=current_parent_run_id())
     except UsageError as exc:
         exit_with(exc)
-
-
-def hydra_choices(cfg: DictConfig) -> dict[str, str]:
-    """Which option of each group composed this config (e.g. source=synthetic_original)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    choices = {"source": cfg.source.name, "model": cfg.model.name, "agent": cfg.agent.name, "budget": "default"}
-    runtime = HydraConfig.get().runtime.choices
-    choices.update({k: str(v) for k, v in runtime.items() if k in choices and v is not None})
-    return choices
 
 
 def print_help(overrides: list[str]) -> None:

@@ -26,45 +26,21 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from imbalance.config import Budget, LogregModel, MlpModel
 from imbalance.config.constraints import short_repr
+from imbalance.config.schema import Budget, Config, LogregModel, MlpModel
 from imbalance.data.splits import Split, Splits
 from imbalance.env.metrics import best_threshold, pr_auc, prf
+from imbalance.env.results import EpisodeState, Grade, ToolResult
 from imbalance.env.tools import FREE_TOOLS, PAID_TOOLS, TOOLS_BY_NAME, ToolArgumentError
 from imbalance.seeding import derive_seed, generator
 from imbalance.training.fit import fit, new_model, to_tensors
 from imbalance.training.losses import LossSpec, effective_number_weights
 
 MAX_RECORDED_STRING = 10_000
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    tool: str
-    arguments: Any  # as sent, long strings cut (see `recordable`)
-    output: dict  # what the agent sees; {"error": code, "message": ...} on error
-    paid: bool  # the tool is a paid one
-    charged: bool  # this call consumed a paid step
-    invalid: bool  # bad arguments, unknown tool, or a call after submission
-
-    @property
-    def is_error(self) -> bool:
-        return "error" in self.output
-
-
-@dataclass(frozen=True)
-class Grade:
-    test_f1: float
-    test_precision: float
-    test_recall: float
-    threshold: float
-    steps_used: int
-    passed: bool
 
 
 class _Grader:
@@ -81,27 +57,6 @@ class _Grader:
         return Grade(scores["f1"], scores["precision"], scores["recall"], threshold, steps_used, passed)
 
 
-@dataclass
-class _Setup:
-    """What the paid actions have configured so far (the no-op checks compare against it)."""
-
-    smote: tuple[float, int, int | None] | None = None
-    beta: float | None = None
-    focal: tuple[float, float] | None = None
-    threshold: float = 0.5
-
-
-@dataclass
-class _EpisodeState:
-    setup: _Setup = field(default_factory=_Setup)
-    steps_used: int = 0
-    tool_calls: int = 0
-    invalid_calls: int = 0
-    paid_actions: list[dict] = field(default_factory=list)
-    grade: Grade | None = None
-    auto_submitted: bool = False
-
-
 class ImbalanceEnv:
     def __init__(self, splits: Splits, *, model: LogregModel | MlpModel, budget: Budget, tau: float, seed: int = 0):
         self.splits = splits
@@ -110,8 +65,13 @@ class ImbalanceEnv:
         self._X_val, _ = to_tensors(splits.val.X)
         self._y_val = splits.val.y
         self.timings: dict[str, float] = defaultdict(float)
-        self.state = _EpisodeState()
+        self.state = EpisodeState()
         self._ready = False
+
+    @classmethod
+    def from_config(cls, config: Config, splits: Splits) -> ImbalanceEnv:
+        """The environment a checked configuration describes, on its data."""
+        return cls(splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed)
 
     # ------------------------------------------------------------------ Gymnasium-like API
     def reset(self, *, seed: int | None = None) -> tuple[dict, dict]:
@@ -120,7 +80,7 @@ class ImbalanceEnv:
         train_seed = self.model_cfg.seed if self.model_cfg.seed is not None else derive_seed(self.seed, "training")
         self._train_rng = np.random.default_rng(train_seed)
         self._smote_rng = generator(self.seed, "smote")
-        self.state = _EpisodeState()
+        self.state = EpisodeState()
         self.timings.clear()
         self._train_X, self._train_y = self.splits.train.X, self.splits.train.y
         self._retrain()
@@ -179,6 +139,20 @@ class ImbalanceEnv:
     @property
     def truncated(self) -> bool:
         return not self.done and self.state.tool_calls >= self.budget.max_tool_calls
+
+    @property
+    def description(self) -> str:
+        """The data-source clause the task prompt and the console show."""
+        return self.splits.description
+
+    def snapshot(self) -> tuple[EpisodeState, dict[str, float], dict[str, float]]:
+        """(state, per-call metrics, timings): what a process relaying this episode mirrors."""
+        return self.state, self.metrics(), dict(self.timings)
+
+    def close(self) -> None:
+        """Release the episode's model and data references (the environment is done with)."""
+        self._ready = False
+        self._model = self._Xt = self._yt = self._train_X = self._train_y = None  # type: ignore[assignment]
 
     @property
     def budget_remaining(self) -> int:

@@ -14,19 +14,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from imbalance.agents import Agent, AgentContext, make_agent, require_api_key
 from imbalance.config.schema import Config, LLMAgent, ReplayAgent
-from imbalance.data import Splits, check_source, load_splits
-from imbalance.env.environment import ImbalanceEnv
+from imbalance.data import Splits, check_source
 from imbalance.errors import UsageError
 from imbalance.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from imbalance.experiment.sessions import SessionPool
 
 
 @dataclass
 class EpisodeSetup:
     config: Config
-    env: ImbalanceEnv
+    env: Any  # an ImbalanceEnv, or a RemoteEnv served by a SessionPool: the same operations
     agent: Agent
     data_seconds: float  # loading and splitting the data
 
@@ -47,23 +50,33 @@ def precheck(config: Config) -> str:
     return tracking_uri
 
 
-def build_episode(config: Config, *, tracking_uri: str | None = None, parent_run_id: str | None = None, splits: Splits | None = None) -> EpisodeSetup:
+def build_episode(config: Config, *, tracking_uri: str | None = None, parent_run_id: str | None = None,
+                  splits: Splits | None = None, pool: SessionPool | None = None) -> EpisodeSetup:
     """The environment (its data loaded and split) and the agent, ready for `play`.
 
-    `splits` lets many episodes of one (source, seed) share the data read-only. The store at
-    `tracking_uri` is read only where the agent needs it: a replay's recorded calls, and the
-    earlier episodes an LLM agent with `agent.history=true` is told about."""
-    started = time.perf_counter()
-    if splits is None:
-        splits = load_splits(config.source, config.seed)
-    data_seconds = time.perf_counter() - started
-    env = ImbalanceEnv(splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed)
+    With a `pool` the environment lives in a worker process of that pool (the concurrent
+    launcher, the server); otherwise here, on `splits` if given (many episodes of one
+    (source, seed) can share the data read-only). The store at `tracking_uri` is read only
+    where the agent needs it: a replay's recorded calls, and the earlier episodes an LLM agent
+    with `agent.history=true` is told about."""
+    if pool is not None:
+        env = pool.open(config)
+        data_seconds = env.data_seconds
+    else:
+        from imbalance.data import load_splits
+        from imbalance.env.environment import ImbalanceEnv
+
+        started = time.perf_counter()
+        if splits is None:
+            splits = load_splits(config.source, config.seed)
+        data_seconds = time.perf_counter() - started
+        env = ImbalanceEnv.from_config(config, splits)
     context = AgentContext(
         seed=derive_seed(config.seed, f"agent/{config.trial}"),
         tau=config.tau,
         max_steps=config.budget.max_steps,
         conv_steps=config.budget.conv_steps,
-        source=splits.description,
+        source=env.description,
         history=_history(config, tracking_uri, parent_run_id),
         records=_replay_records(config, tracking_uri),
     )

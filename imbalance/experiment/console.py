@@ -1,6 +1,8 @@
 """The terminal account of an episode: one line per tool call, then the grade.
 
-The full record lives in MLflow; this is what a person watching the run reads.
+The full record lives in MLflow; this is what a person watching the run reads. With many
+episodes in flight in one process (the concurrent launcher) the account shrinks to the grade
+line, prefixed with the job, or to nothing when the sweep prints a progress line per episode.
 """
 
 from __future__ import annotations
@@ -13,17 +15,24 @@ from imbalance.env.tools import format_call
 log = logging.getLogger("imbalance")
 
 
+MODES = ("full", "summary", "silent")
+
+
 class EpisodeConsole:
-    def __init__(self, max_steps: int):
-        self.max_steps = max_steps
+    def __init__(self, max_steps: int, mode: str = "full", prefix: str = ""):
+        self.max_steps, self.mode, self.prefix = max_steps, mode, prefix
         self.spent = 0
 
     def header(self, title: str, task: str) -> None:
+        if self.mode != "full":
+            return
         log.info(title)
         log.info("task: %s", task)
         log.info("%4s  %-36s %-9s %7s %7s  %s", "#", "tool call", "cost", "val F1", "thresh", "effect")
 
     def on_call(self, record: dict, metrics: dict) -> None:
+        if self.mode != "full":
+            return
         call = format_call(record["tool"], record["arguments"])
         if len(call) > 36:
             call = call[:33] + "..."
@@ -37,16 +46,19 @@ class EpisodeConsole:
         log.info("%4d  %-36s %-9s %7.4f %7.4f  %s", record["index"], call, cost, metrics["val_f1"], metrics["threshold"], _effect(record))
 
     def footer(self, result, tau: float, run_hint: str | None) -> None:
+        if self.mode == "silent":
+            return
+        p = self.prefix
         extra = f"{result.steps_used}/{self.max_steps} paid steps, {result.tool_calls} tool calls, {result.invalid_tool_calls} invalid, {result.wall_seconds:.1f} s"
         if result.grade is None:
-            log.info("ERROR: the episode could not finish: %s (%s)", result.error_message, extra)
+            log.info("%sERROR: the episode could not finish: %s (%s)", p, result.error_message, extra)
         else:
             g = result.grade
             verdict = "PASS" if g.passed else "FAIL"
             relation = ">=" if g.test_f1 >= tau else "<"
             how = "" if result.termination_reason == "submitted" else f" [{result.termination_reason}{': ' + result.limit if result.limit else ''}]"
-            log.info("TEST F1 %.4f %s tau %.4g: %s%s (%s)", g.test_f1, relation, tau, verdict, how, extra)
-        if run_hint:
+            log.info("%sTEST F1 %.4f %s tau %.4g: %s%s (%s)", p, g.test_f1, relation, tau, verdict, how, extra)
+        if run_hint and self.mode == "full":
             log.info(run_hint)
 
 

@@ -7,13 +7,14 @@ the agent fails for infrastructure reasons (`error`, not graded).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from imbalance.agents.base import Agent, AgentFailure, EpisodeLimit, NullTracer, Tracer
-from imbalance.env.environment import Grade, ImbalanceEnv, ToolResult
+from imbalance.env.results import Grade, ToolResult
 from imbalance.env.tools import TOOLS, ToolSpec
 
 OnCall = Callable[[dict, dict], None]  # (record, metrics after the call)
@@ -39,16 +40,22 @@ class EpisodeResult:
 
 
 class RecordingToolbox:
-    """The Toolbox agents see: forwards to the env, records every call, enforces max_tool_calls."""
+    """The Toolbox agents see: forwards to the env, records every call, enforces max_tool_calls.
+
+    `cancel` (set by a launcher on Ctrl-C) stops the episode at its next tool call, as an
+    interruption: the runner then marks its run KILLED."""
 
     specs: tuple[ToolSpec, ...] = TOOLS
 
-    def __init__(self, env: ImbalanceEnv, on_call: OnCall | None = None):
+    def __init__(self, env: Any, on_call: OnCall | None = None, cancel: threading.Event | None = None):
         self._env = env  # private: an agent plays through call(), never through the env (whose grader holds TEST)
         self.records: list[dict] = []
         self.on_call = on_call
+        self._cancel = cancel
 
     def call(self, tool: str, arguments: Any = None) -> ToolResult:
+        if self._cancel is not None and self._cancel.is_set():
+            raise KeyboardInterrupt
         if self._env.truncated:
             raise EpisodeLimit("max_tool_calls", f"{self._env.budget.max_tool_calls} tool calls made")
         result = self._env.call(tool, arguments)
@@ -67,12 +74,13 @@ class RecordingToolbox:
         return result
 
 
-def play(env: ImbalanceEnv, agent: Agent, *, on_call: OnCall | None = None, tracer: Tracer | None = None, reset: bool = True) -> EpisodeResult:
+def play(env: Any, agent: Agent, *, on_call: OnCall | None = None, tracer: Tracer | None = None, reset: bool = True,
+         cancel: threading.Event | None = None) -> EpisodeResult:
     """Reset the env (training the baseline), let the agent play, and grade."""
     started = time.perf_counter()
     if reset:
         env.reset()
-    toolbox = RecordingToolbox(env, on_call)
+    toolbox = RecordingToolbox(env, on_call, cancel)
     limit = error = None
     try:
         agent.run(toolbox, tracer or NullTracer())
@@ -80,6 +88,12 @@ def play(env: ImbalanceEnv, agent: Agent, *, on_call: OnCall | None = None, trac
         limit = exc.limit
     except AgentFailure as exc:
         error = str(exc) or type(exc).__name__
+    return conclude(env, toolbox.records, started, limit=limit, error=error, agent_metrics=agent.metrics(), agent_artifacts=agent.artifacts())
+
+
+def conclude(env: Any, records: list[dict], started: float, *, limit: str | None = None, error: str | None = None,
+             agent_metrics: dict | None = None, agent_artifacts: dict | None = None) -> EpisodeResult:
+    """How the episode ended: graded now if nobody submitted (unless it failed outside the agent)."""
     if error is None and not env.done:
         env.submit(auto=True)
     if error is not None:
@@ -91,13 +105,13 @@ def play(env: ImbalanceEnv, agent: Agent, *, on_call: OnCall | None = None, trac
     return EpisodeResult(
         termination_reason=reason,
         grade=env.state.grade if error is None else None,
-        records=toolbox.records,
+        records=records,
         steps_used=env.state.steps_used,
-        tool_calls=len(toolbox.records),
-        invalid_tool_calls=sum(1 for r in toolbox.records if r["invalid"]),
+        tool_calls=len(records),
+        invalid_tool_calls=sum(1 for r in records if r["invalid"]),
         wall_seconds=time.perf_counter() - started,
         limit=limit,
         error_message=error,
-        agent_metrics=agent.metrics(),
-        agent_artifacts=agent.artifacts(),
+        agent_metrics=agent_metrics or {},
+        agent_artifacts=agent_artifacts or {},
     )

@@ -8,21 +8,29 @@ import dataclasses
 import hashlib
 import json
 import logging
-from typing import Any
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from imbalance.config.schema import Config
 from imbalance.experiment.build import build_episode, precheck
 from imbalance.experiment.console import EpisodeConsole
 from imbalance.experiment.episode import EpisodeResult, play
 
+if TYPE_CHECKING:
+    from imbalance.experiment.sessions import SessionPool
+
 log = logging.getLogger("imbalance")
 
 NOT_IDENTITY = ("mlflow", "resume", "rerun_of")  # where and how a run is stored, not what it is
 
 
-def default_choices(config: Config) -> dict[str, str]:
-    """The option of each group, when no Hydra run says which YAML option composed it."""
-    return {"source": config.source.name, "model": config.model.name, "agent": config.agent.name, "budget": "default"}
+def default_choices(config: Config, runtime: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The option of each group: from Hydra's runtime choices where a Hydra job has them (e.g.
+    source=synthetic_original), else the schema's name."""
+    choices = {"source": config.source.name, "model": config.model.name, "agent": config.agent.name, "budget": "default"}
+    choices.update({k: str(v) for k, v in (runtime or {}).items() if k in choices and v is not None})
+    return choices
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -44,52 +52,99 @@ def config_hashes(resolved: dict) -> tuple[str, str]:
     return digest(identity), digest(task)
 
 
-def run_episode(config: Config, choices: dict[str, str] | None = None, *, parent_run_id: str | None = None) -> dict[str, Any]:
-    """Play one episode and record it; returns its summary (sweep progress and summaries use it)."""
-    choices = choices or default_choices(config)
+def run_episode(config: Config, choices: dict[str, str] | None = None, *, parent_run_id: str | None = None,
+                pool: SessionPool | None = None, console: str = "full", prefix: str = "",
+                cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Play one episode and record it; returns its summary (sweep progress and summaries use it).
+
+    `pool` serves the environment from worker processes; `console` is the account's mode
+    (full, summary, silent); `cancel` stops the episode at its next tool call, as Ctrl-C does."""
     tracking_uri = precheck(config)
-    resolved = dataclasses.asdict(config)
     if config.resume:
-        done = _already_finished(config, resolved, tracking_uri, parent_run_id)
+        done = _already_finished(config, dataclasses.asdict(config), tracking_uri, parent_run_id)
         if done is not None:
             return done
-    setup = build_episode(config, tracking_uri=tracking_uri, parent_run_id=parent_run_id)
-    run = _start_run(config, choices, resolved, tracking_uri, parent_run_id) if config.mlflow.enabled else _no_run()
-    console = EpisodeConsole(config.budget.max_steps)
-    console.header(
-        f"episode: agent={choices['agent']} source={choices['source']} model={choices['model']} seed={config.seed} "
-        f"tau={config.tau} max_steps={config.budget.max_steps}",
-        setup.env.splits.description,
-    )
-
-    def on_call(record: dict, metrics: dict) -> None:
-        console.on_call(record, metrics)
-        run.log_step(record["index"], metrics)
-
+    setup = build_episode(config, tracking_uri=tracking_uri, parent_run_id=parent_run_id, pool=pool)
     try:
-        with run.trace(setup.agent.traced, f"episode {choices['agent']} seed={config.seed}", {"tau": config.tau, "seed": config.seed}) as (tracer, root):
-            result = play(setup.env, setup.agent, on_call=on_call, tracer=tracer)
-            if root is not None:
-                root.set_outputs({"termination_reason": result.termination_reason, "test_f1": result.grade.test_f1 if result.grade else None})
-    except BaseException as exc:  # a bug, Ctrl-C or SIGTERM: never leave the run RUNNING
-        run.abort(exc)
-        raise
-    run.finish(**_final_record(result, setup, resolved))
-    url = _run_url(run)
-    console.footer(result, config.tau, _run_hint(run, config, url))
-    return {
-        "test_f1": result.grade.test_f1 if result.grade else None,
-        "passed": result.passed if result.grade else None,
-        "termination_reason": result.termination_reason,
-        "steps_used": result.steps_used,
-        "tool_calls": result.tool_calls,
-        "invalid_tool_calls": result.invalid_tool_calls,
-        "wall_seconds": result.wall_seconds,
-        "seed": config.seed,
-        "run_id": run.run_id,
-        "url": url,
-        "timings": {"data": setup.data_seconds, **setup.env.timings, "tracking": run.seconds},
-    }
+        recorder = EpisodeRecorder(config, choices, tracking_uri=tracking_uri, parent_run_id=parent_run_id, console=console, prefix=prefix)
+        recorder.header(setup.env.description)
+        try:
+            with recorder.trace(setup.agent.traced) as (tracer, root):
+                result = play(setup.env, setup.agent, on_call=recorder.on_call, tracer=tracer, cancel=cancel)
+                if root is not None:
+                    root.set_outputs({"termination_reason": result.termination_reason, "test_f1": result.grade.test_f1 if result.grade else None})
+        except BaseException as exc:  # a bug, Ctrl-C or SIGTERM: never leave the run RUNNING
+            recorder.abort(exc)
+            raise
+        return recorder.finish(result, setup.env, setup.data_seconds)
+    finally:
+        setup.env.close()
+
+
+class EpisodeRecorder:
+    """What one episode leaves behind: its MLflow run (a `NoRun` when tracking is off) and its
+    console account. The runner drives it from `play`; the environment server from the steps
+    its clients send."""
+
+    def __init__(self, config: Config, choices: dict[str, str] | None = None, *, tracking_uri: str, parent_run_id: str | None = None,
+                 console: str = "full", prefix: str = ""):
+        self.config = config
+        self.choices = choices or default_choices(config)
+        self.resolved = dataclasses.asdict(config)
+        self.run = _start_run(config, self.choices, self.resolved, tracking_uri, parent_run_id) if config.mlflow.enabled else _no_run()
+        self.console = EpisodeConsole(config.budget.max_steps, console, prefix)
+        if self.run.run_id is not None:
+            with _ACTIVE_LOCK:
+                ACTIVE_RUNS[self.run.run_id] = self.run
+
+    def header(self, description: str) -> None:
+        c = self.config
+        self.console.header(
+            f"episode: agent={self.choices['agent']} source={self.choices['source']} model={self.choices['model']} seed={c.seed} "
+            f"tau={c.tau} max_steps={c.budget.max_steps}",
+            description,
+        )
+
+    def on_call(self, record: dict, metrics: dict) -> None:
+        self.console.on_call(record, metrics)
+        self.run.log_step(record["index"], metrics)
+
+    def trace(self, traced: bool):
+        c = self.config
+        return self.run.trace(traced, f"episode {self.choices['agent']} seed={c.seed}", {"tau": c.tau, "seed": c.seed})
+
+    def abort(self, exc: BaseException, message: str | None = None) -> None:
+        self._forget()
+        self.run.abort(exc, message)
+
+    def finish(self, result: EpisodeResult, env: Any, data_seconds: float) -> dict[str, Any]:
+        self._forget()
+        self.run.finish(**_final_record(result, env, data_seconds, self.resolved))
+        url = _run_url(self.run)
+        self.console.footer(result, self.config.tau, _run_hint(self.run, self.config, url))
+        return {
+            "test_f1": result.grade.test_f1 if result.grade else None,
+            "passed": result.passed if result.grade else None,
+            "termination_reason": result.termination_reason,
+            "steps_used": result.steps_used,
+            "tool_calls": result.tool_calls,
+            "invalid_tool_calls": result.invalid_tool_calls,
+            "wall_seconds": result.wall_seconds,
+            "seed": self.config.seed,
+            "run_id": self.run.run_id,
+            "url": url,
+            "timings": {"data": data_seconds, **env.timings, "tracking": self.run.seconds},
+        }
+
+    def _forget(self) -> None:
+        with _ACTIVE_LOCK:
+            ACTIVE_RUNS.pop(self.run.run_id, None)
+
+
+# The runs this process is writing, by id: a launcher interrupted while episodes wait on an
+# LLM reply marks what is still here KILLED before it exits.
+ACTIVE_RUNS: dict[str, Any] = {}
+_ACTIVE_LOCK = threading.Lock()
 
 
 def _no_run():
@@ -116,13 +171,12 @@ def _start_run(config: Config, choices: dict[str, str], resolved: dict, uri: str
     return run
 
 
-def _final_record(result: EpisodeResult, setup, resolved: dict) -> dict[str, Any]:
+def _final_record(result: EpisodeResult, env: Any, data_seconds: float, resolved: dict) -> dict[str, Any]:
     """What the finished run holds: the final metrics, the tags and the artifacts."""
     from imbalance.tracking.store import masked
 
-    env = setup.env
     metrics = {
-        "time_data_seconds": setup.data_seconds,
+        "time_data_seconds": data_seconds,
         "steps_used": result.steps_used,
         "tool_calls": result.tool_calls,
         "invalid_tool_calls": result.invalid_tool_calls,

@@ -53,7 +53,7 @@ class NoRun:
     def finish(self, *, metrics: dict[str, float], tags: dict[str, str], artifacts: dict[str, Any], status: str = "FINISHED") -> None:
         pass
 
-    def abort(self, exc: BaseException) -> None:
+    def abort(self, exc: BaseException, message: str | None = None) -> None:
         pass
 
 
@@ -136,11 +136,12 @@ class EpisodeRun:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(self.run_id, status=status)
 
-    def abort(self, exc: BaseException) -> None:
+    def abort(self, exc: BaseException, message: str | None = None) -> None:
         """A bug or an interruption: never leave the run RUNNING. Ctrl-C and SIGTERM (both reach
         here as KeyboardInterrupt) mark it KILLED, anything else FAILED."""
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        if message is None:
+            message = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
         try:
             self.finish(metrics={}, tags={"termination_reason": "error", "error_message": message[:5000]}, artifacts={}, status=status)
         except Exception:  # the original error matters more than a failed bookkeeping write

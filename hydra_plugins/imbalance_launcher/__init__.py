@@ -1,0 +1,1 @@
+"""Hydra launcher plugins of the imbalance project (Hydra finds plugins under hydra_plugins)."""

@@ -1,0 +1,27 @@
+"""`hydra/launcher=concurrent`: Hydra requires a launcher class to live under hydra_plugins;
+the work is in imbalance/experiment/concurrent.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hydra.plugins.launcher import Launcher
+
+
+class ConcurrentLauncher(Launcher):
+    def __init__(self, max_concurrency: int = 16, cpu_workers: int | None = None) -> None:
+        if max_concurrency < 1 or (cpu_workers is not None and cpu_workers < 1):
+            from imbalance.errors import UsageError
+
+            raise UsageError(f"hydra.launcher.max_concurrency and hydra.launcher.cpu_workers must be at least 1; got {max_concurrency} and {cpu_workers}")
+        self.max_concurrency, self.cpu_workers = max_concurrency, cpu_workers
+        self.config = self.hydra_context = self.task_function = None
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[Any]:
+        from imbalance.experiment.concurrent import launch
+
+        return launch(self, job_overrides, initial_job_idx)

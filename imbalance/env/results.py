@@ -1,0 +1,55 @@
+"""What a tool call and a submission return: plain data, light to import.
+
+The agents, the episode recorder and processes that only relay calls (the concurrent
+launcher's parent, the environment server) use these without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    tool: str
+    arguments: Any  # as sent, long strings cut (see `recordable`)
+    output: dict  # what the agent sees; {"error": code, "message": ...} on error
+    paid: bool  # the tool is a paid one
+    charged: bool  # this call consumed a paid step
+    invalid: bool  # bad arguments, unknown tool, or a call after submission
+
+    @property
+    def is_error(self) -> bool:
+        return "error" in self.output
+
+
+@dataclass(frozen=True)
+class Grade:
+    test_f1: float
+    test_precision: float
+    test_recall: float
+    threshold: float
+    steps_used: int
+    passed: bool
+
+
+@dataclass
+class Setup:
+    """What the paid actions have configured so far (the no-op checks compare against it)."""
+
+    smote: tuple[float, int, int | None] | None = None
+    beta: float | None = None
+    focal: tuple[float, float] | None = None
+    threshold: float = 0.5
+
+
+@dataclass
+class EpisodeState:
+    setup: Setup = field(default_factory=Setup)
+    steps_used: int = 0
+    tool_calls: int = 0
+    invalid_calls: int = 0
+    paid_actions: list[dict] = field(default_factory=list)
+    grade: Grade | None = None
+    auto_submitted: bool = False

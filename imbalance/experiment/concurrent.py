@@ -1,0 +1,132 @@
+"""`hydra/launcher=concurrent`: a multirun's episodes in flight at once, in one process.
+
+An LLM episode mostly waits on its API. Here each episode runs in a thread of this process
+(at most `max_concurrency` at a time) and every environment operation goes to a
+`SessionPool` of `cpu_workers` processes, so the API waits overlap while the CPU work never
+exceeds the cores. Per job this does what Hydra's `run_job` does for the other launchers —
+compose the job's configuration, call the sweep callbacks, save the job's `.hydra/` files,
+return a `JobReturn` — except what is process-wide (the working directory, the logging set-up,
+`HydraConfig`), which is done once for the sweep.
+
+Console: with tracking on, the sweep callback prints one progress line per finished episode;
+with it off, each episode prints its grade line, prefixed with its job. Ctrl-C stops new
+episodes, stops those in flight at their next tool call (runs KILLED), marks KILLED what is
+still waiting on an API after a grace period, and leaves the partial summary to the command line.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger("imbalance")
+GRACE_SECONDS = 10.0  # for episodes waiting on an API reply when Ctrl-C arrives
+
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
+    from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
+
+    from imbalance.config.checks import to_objects
+    from imbalance.experiment.runner import ACTIVE_RUNS
+    from imbalance.experiment.sessions import SessionPool
+    from imbalance.experiment.sweep import current_parent_run_id
+
+    setup_globals()
+    config, context = launcher.config, launcher.hydra_context
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [_compose(context, config, list(overrides), initial_job_idx + i, sweep_dir) for i, overrides in enumerate(job_overrides)]
+    if not jobs:
+        return []
+    configure_log(jobs[0].hydra.job_logging, jobs[0].hydra.verbose)
+    tracked = bool(jobs[0].mlflow.enabled)
+    workers = launcher.cpu_workers or os.cpu_count() or 1
+    log.info("launching %d episodes, %d at a time; training, SMOTE and evaluation on %d worker process(es)", len(jobs), launcher.max_concurrency, workers)
+
+    done: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+    returns: dict[int, Any] = {}
+    pending = list(jobs)
+    in_flight = 0
+
+    def run(job: DictConfig, task_cfg: DictConfig) -> None:
+        ret = JobReturn()
+        ret.cfg, ret.hydra_cfg, ret.overrides = task_cfg, job, list(job.hydra.overrides.task)
+        ret.working_dir, ret.task_name = str(Path.cwd()), job.hydra.job.name
+        try:
+            num = job.hydra.job.num
+            ret.return_value = run_episode(
+                to_objects(task_cfg), default_choices(to_objects(task_cfg), job.hydra.runtime.get("choices")), parent_run_id=current_parent_run_id(), pool=pool,
+                console="silent" if tracked else "summary", prefix=f"[job {num}] ", cancel=cancel,
+            )
+            ret.status = JobStatus.COMPLETED
+        except Exception as exc:  # a job's failure is its JobReturn's, as under run_job
+            ret.return_value, ret.status = exc, JobStatus.FAILED
+            log.error("[job %s] failed: %s: %s", job.hydra.job.num, type(exc).__name__, exc)
+        except BaseException as exc:  # cancelled: the run is already KILLED
+            ret.return_value, ret.status = exc, JobStatus.FAILED
+        done.put((job, ret))
+
+    from imbalance.experiment.runner import default_choices, run_episode
+
+    pool = SessionPool(workers)
+    try:
+        while pending or in_flight:
+            while pending and in_flight < launcher.max_concurrency:
+                job = pending.pop(0)
+                task_cfg = _task_config(job)
+                context.callbacks.on_job_start(config=job, task_function=launcher.task_function)
+                threading.Thread(target=run, args=(job, task_cfg), name=f"episode-{job.hydra.job.num}", daemon=True).start()
+                in_flight += 1
+            job, ret = done.get()
+            in_flight -= 1
+            returns[job.hydra.job.num] = ret
+            context.callbacks.on_job_end(config=job, job_return=ret)
+    except KeyboardInterrupt:
+        cancel.set()
+        deadline = time.monotonic() + GRACE_SECONDS
+        while in_flight and time.monotonic() < deadline:
+            try:
+                done.get(timeout=0.2)
+                in_flight -= 1
+            except queue.Empty:
+                pass
+        for run_id, episode_run in list(ACTIVE_RUNS.items()):  # still waiting on an API reply
+            episode_run.abort(KeyboardInterrupt())
+            ACTIVE_RUNS.pop(run_id, None)
+        raise
+    finally:
+        pool.close()
+    return [returns[job.hydra.job.num] for job in jobs]
+
+
+def _compose(context: Any, config: DictConfig, overrides: list[str], num: int, sweep_dir: Path) -> DictConfig:
+    job = context.config_loader.load_sweep_config(config, overrides)
+    with open_dict(job):
+        job.hydra.job.id = num
+        job.hydra.job.num = num
+        job.hydra.runtime.output_dir = str((sweep_dir / str(OmegaConf.select(job, "hydra.sweep.subdir"))).absolute())
+    Path(job.hydra.runtime.output_dir).mkdir(parents=True, exist_ok=True)
+    return job
+
+
+def _task_config(job: DictConfig) -> DictConfig:
+    """The job's configuration without its `hydra` node; `.hydra/` files saved as run_job saves them."""
+    task_cfg = copy.deepcopy(job)
+    with open_dict(task_cfg):
+        del task_cfg["hydra"]
+    if job.hydra.output_subdir is not None:
+        folder = Path(job.hydra.runtime.output_dir) / str(job.hydra.output_subdir)
+        folder.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(task_cfg, folder / "config.yaml")
+        OmegaConf.save(job.hydra.overrides.task, folder / "overrides.yaml")
+    return task_cfg

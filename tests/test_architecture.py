@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("imbalance.tracking",),
     ("imbalance.analysis",),
     ("imbalance.experiment",),
-    ("imbalance.cli", "imbalance.run", "imbalance.report", "imbalance.calibrate"),
+    ("imbalance.cli", "imbalance.run", "imbalance.report", "imbalance.calibrate", "imbalance.serve"),
 ]
 # Inside the lowest layer, config may use errors (UsageError), never the other way round.
 NEVER = {"imbalance.errors": ("imbalance.config", "imbalance.seeding"), "imbalance.seeding": ("imbalance.config", "imbalance.errors")}

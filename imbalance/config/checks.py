@@ -61,7 +61,8 @@ def to_objects(cfg: Any) -> Config:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if OmegaConf.get_type(cfg) is not Config:
+    schema = OmegaConf.get_type(cfg)
+    if not (isinstance(schema, type) and issubclass(schema, Config)):
         try:
             cfg = _structured(cfg)
         except OmegaConfBaseException as exc:

@@ -18,6 +18,7 @@ from imbalance.config.schema import (
     OpenAIAgent,
     RandomAgent,
     ReplayAgent,
+    ServeConfig,
     SyntheticSource,
 )
 
@@ -45,6 +46,7 @@ def register_schemas() -> None:
 
     store = ConfigStore.instance()
     store.store(name="config_schema", node=Config)
+    store.store(name="serve_config_schema", node=ServeConfig)
     # Under schema/<group>, not <group>: otherwise the schemas would show up as options
     # of the group (`source=glob(*)` would sweep them).
     for group, options in GROUP_SCHEMAS.items():

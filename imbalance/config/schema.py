@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from omegaconf import MISSING
+
 from imbalance.config.constraints import Interval, short_repr
 from imbalance.errors import UsageError
 
@@ -203,6 +205,33 @@ class MlflowSettings:
 
 
 @dataclass
+class ServeSettings:
+    """`python -m imbalance.serve`: the environment as an OpenEnv server (docs/serving.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = _f(8000, "[1, 65535]")
+    max_sessions: int = _f(64, "[1, 100000]")  # live episodes; one more is refused at once
+    idle_timeout_s: Optional[float] = _f(600.0, "(0, inf)")  # a session idle this long is closed (run KILLED); null = never
+    allow_remote: bool = False  # sessions are unauthenticated: a host beyond loopback needs this
+    cpu_workers: Optional[int] = _f(None, "[1, 256]")  # processes for training, SMOTE, evaluation; null = one per core
+
+    def check_combination(self, prefix: str) -> None:
+        import ipaddress
+
+        if self.host in ("localhost", "") or self.allow_remote:
+            return
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise UsageError(
+                f"{prefix}host={self.host} would let anyone who reaches it play (sessions have no authentication); "
+                f"keep {prefix}host=127.0.0.1, or add {prefix}allow_remote=true if that is what you want"
+            )
+
+
+@dataclass
 class Config:
     seed: int = _f(0, "[0, 4294967295]")
     tau: float = _f(0.585, "[0, 1]")
@@ -219,5 +248,16 @@ class Config:
     def check_combination(self, prefix: str) -> None:
         if self.resume and not self.mlflow.enabled:
             raise UsageError("resume=true looks up finished runs in MLflow; it needs mlflow.enabled=true")
+
+
+@dataclass
+class ServeConfig(Config):
+    """An episode's configuration plus the server's settings. conf/serve.yaml merges this schema
+    after conf/config.yaml; MISSING (unlike None) keeps the groups that composition chose."""
+
+    source: Any = MISSING
+    model: Any = MISSING
+    agent: Any = MISSING
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
 

@@ -10,23 +10,34 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 FLUSH_SECONDS = 2.0
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch
 log = logging.getLogger("imbalance")
+# SQLite takes one writer at a time. Episodes in threads of one process (the concurrent launcher,
+# the server) write one after the other here rather than queue inside MLflow's connection pool,
+# which gives up after 30 s with 15 connections taken.
+_SQLITE_WRITES = threading.Lock()
+
+
+def _writes_lock(tracking_uri: str) -> Any:
+    return _SQLITE_WRITES if tracking_uri.startswith("sqlite:") else nullcontext()
 
 
 def _timed(method):
-    """Adds the call's duration to `self.seconds`: what tracking costs an episode (benchmarks)."""
+    """One write to the store: serialised where the store needs it, and its duration added to
+    `self.seconds` (what tracking costs an episode, for the benchmarks)."""
 
     def wrapper(self, *args, **kwargs):
         started = time.perf_counter()
         try:
-            return method(self, *args, **kwargs)
+            with self._writes:
+                return method(self, *args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - started
 
@@ -64,10 +75,12 @@ class EpisodeRun:
 
         from imbalance.tracking.store import ensure_experiment, prepare_store
 
-        prepare_store(tracking_uri)
+        self._writes = _writes_lock(tracking_uri)
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
-        self.experiment_id = ensure_experiment(self.client, experiment_name, tracking_uri)
+        with self._writes:
+            prepare_store(tracking_uri)
+            self.client = MlflowClient(tracking_uri)
+            self.experiment_id = ensure_experiment(self.client, experiment_name, tracking_uri)
         self.run_id: str | None = None
         self._pending: list = []
         self._last_flush = time.monotonic()

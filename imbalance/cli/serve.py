@@ -1,0 +1,83 @@
+"""`python -m imbalance.serve [overrides]`: the environment as an OpenEnv server.
+
+Composed by Hydra from conf/serve.yaml: the groups of `imbalance.run` (source, model, budget,
+tau, mlflow) plus `serve.*`. Every problem found before the server listens (a value out of
+range, a host beyond loopback without serve.allow_remote=true, a port in use, the store) is one
+`Error:` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import hydra
+from omegaconf import DictConfig
+
+from imbalance.cli.errors import exit_with
+from imbalance.config import register_schemas
+from imbalance.config.compose import CONF_DIR
+from imbalance.errors import UsageError
+
+register_schemas()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
+def main(cfg: DictConfig) -> None:
+    from imbalance.config.checks import to_objects
+    from imbalance.experiment.build import precheck
+
+    try:
+        config = to_objects(cfg)
+        tracking_uri = precheck(config)
+        _require_free_port(config.serve.host, config.serve.port)
+    except UsageError as exc:
+        exit_with(exc)
+    serve_forever(config, tracking_uri)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another serve.port or serve.host") from None
+
+
+def serve_forever(config, tracking_uri: str) -> None:
+    import uvicorn
+
+    from imbalance.experiment.server import Server
+    from imbalance.tracking.store import ui_command
+
+    serve = config.serve
+    server = Server(config, tracking_uri)
+    url = f"http://{serve.host}:{serve.port}"
+    print(f"imbalance.serve: {config.source.name} task, tau={config.tau}, max_steps={config.budget.max_steps} on {url} "
+          f"(OpenEnv: GenericEnvClient(base_url='{url}')); up to {serve.max_sessions} sessions, idle ones closed after "
+          f"{serve.idle_timeout_s} s; Ctrl-C stops it", flush=True)
+    if config.mlflow.enabled:
+        print(f"each session is one MLflow run in experiment '{config.mlflow.experiment_name}'; browse: {ui_command(tracking_uri)}", flush=True)
+    if serve.allow_remote:
+        print(f"WARNING: sessions are unauthenticated and {serve.host} is reachable beyond this machine: anyone who reaches port {serve.port} can play", flush=True)
+    logging.getLogger("uvicorn.error").addFilter(_drop_disconnect_tracebacks)
+    try:
+        # log_config=None: the console and log file Hydra set up stay as they are.
+        uvicorn.run(server.app(), host=serve.host, port=serve.port, log_level="warning", log_config=None, ws_max_size=16 * 2**20)
+    finally:
+        server.close()
+
+
+def _drop_disconnect_tracebacks(record: logging.LogRecord) -> bool:
+    """openenv-core closes a WebSocket its client already closed, and uvicorn logs that as an
+    `Exception in ASGI application` traceback after every session: noise, not a fault."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (exc is not None and type(exc).__name__ in ("WebSocketDisconnect", "ClientDisconnected"))
+
+
+def cli() -> None:
+    main()
+
+
+if __name__ == "__main__":
+    cli()

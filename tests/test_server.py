@@ -1,0 +1,176 @@
+"""`python -m imbalance.serve`, driven by openenv-core's own client over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from openenv.core.generic_client import GenericEnvClient
+
+from tests.helpers import SMALL, cli_env, free_port, local_uri, run_cli, runs_of
+
+pytestmark = pytest.mark.slow
+TASK = [*SMALL, "model=logreg"]
+EPISODE = [  # ten calls, malformed ones among them: each must be an invalid call, never a server error
+    {"tool": "train", "arguments": {"epochs": 2}},
+    {"tool": "eval_on_val"},
+    {"tool": "no_such_tool", "arguments": {}},
+    {"tool": "train", "args": {"epochs": 2}},
+    {"bogus": True},
+    {"tool": "smote", "arguments": {"ratio": "lots", "k": 5}},
+    {"tool": "set_class_weights", "arguments": {"beta": 0.99}},
+    {"tool": "sweep_thresholds", "arguments": {}},
+    {"tool": "get_budget"},
+    {"tool": "submit_answer"},
+]
+
+
+def start_server(folder: Path, *overrides: str):
+    port = free_port()
+    log = open(folder / f"serve-{port}.log", "w+")  # a file, not a pipe nobody reads: a full pipe would stall the server
+    proc = subprocess.Popen([sys.executable, "-m", "imbalance.serve", f"serve.port={port}", *TASK, *overrides], cwd=folder, env=cli_env(),
+                            stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc.log = log
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise AssertionError(log.read()[-3000:]) from None
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("the server did not start")
+
+
+def stop_server(proc) -> str:
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    proc.log.seek(0)
+    return proc.log.read()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    proc, url = start_server(folder, "serve.max_sessions=64")
+    yield folder, url
+    output = stop_server(proc)
+    assert "Traceback" not in output and "Exception in ASGI application" not in output, output[-3000:]
+
+
+def play(url: str, seed: int) -> list:
+    with GenericEnvClient(base_url=url, message_timeout_s=300).sync() as env:
+        first = env.reset(seed=seed)
+        return [first] + [env.step(action) for action in EPISODE]
+
+
+def test_sixty_four_sessions_at_once_are_all_graded_and_recorded(server):
+    folder, url = server
+    results, errors = {}, []
+
+    def session(i: int) -> None:
+        try:
+            results[i] = play(url, seed=i % 4)
+        except Exception as exc:  # a refused or broken session fails the test below
+            errors.append(f"{i}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    assert errors == [] and len(results) == 64
+    for steps in results.values():
+        first, *rest, last = steps
+        assert first.observation["tools"] and "tau" in first.observation["prompt"] and not first.done
+        assert [s.observation["info"]["invalid"] for s in rest] == [False, False, True, True, True, True, False, False, False]
+        assert last.done and last.reward in (0.0, 1.0) and last.reward == float(last.observation["info"]["passed"])
+        assert 0.0 <= last.observation["info"]["test_f1"] <= 1.0
+    by_seed = {}
+    for i, steps in results.items():  # the same seed and calls: the same grade, whichever session
+        by_seed.setdefault(i % 4, set()).add(steps[-1].observation["info"]["test_f1"])
+    assert all(len(grades) == 1 for grades in by_seed.values())
+    _, _, runs = runs_of(local_uri(folder))
+    served = [r for r in runs if r.data.tags.get("agent") == "client"]
+    assert len(served) == 64 and {r.info.status for r in served} == {"FINISHED"}
+    assert all(r.data.metrics["invalid_tool_calls"] == 4 and r.data.metrics["tool_calls"] == 10 for r in served)
+
+
+def test_a_served_episode_grades_as_the_same_calls_through_imbalance_run(server, tmp_path):
+    _, url = server
+    steps = play(url, seed=2)
+    calls = [{"tool": str(a.get("tool")), "arguments": a.get("arguments")} for a in EPISODE]  # no tool: an unknown tool either way
+    (tmp_path / "calls.json").write_text(json.dumps(calls))
+    proc = run_cli("agent=replay", "agent.path=calls.json", "seed=2", *TASK, "mlflow.enabled=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"TEST F1 {steps[-1].observation['info']['test_f1']:.4f}" in proc.stdout
+
+
+def test_one_session_over_the_limit_is_refused_at_once_and_an_idle_one_is_closed(tmp_path):
+    proc, url = start_server(tmp_path, "serve.max_sessions=2", "serve.idle_timeout_s=2")
+    try:
+        a, b = GenericEnvClient(base_url=url).sync(), GenericEnvClient(base_url=url).sync()
+        a.connect(), b.connect()
+        a.reset(seed=0)
+        b.reset(seed=1)
+        b.step({"tool": "train", "arguments": {"epochs": 1}})
+        started = time.monotonic()
+        with pytest.raises(Exception, match="(?i)capacity"):
+            with GenericEnvClient(base_url=url).sync() as c:
+                c.reset(seed=2)
+        assert time.monotonic() - started < 10  # a refusal, not a hang
+        time.sleep(9)  # both idle past the timeout; the reaper looks every 5 s
+        after = a.step({"tool": "train", "arguments": {"epochs": 1}})
+        assert after.done and after.observation["output"]["error"] == "no_episode" and "idle" in after.observation["output"]["message"]
+        with GenericEnvClient(base_url=url).sync() as c:  # the slots were freed
+            assert not c.reset(seed=2).done
+        a.close(), b.close()
+    finally:
+        output = stop_server(proc)
+    _, _, runs = runs_of(local_uri(tmp_path))
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert len(killed) >= 2 and all("session ended before the answer was submitted" in r.data.tags["error_message"] for r in killed)
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["serve.host=0.0.0.0"], "serve.host=0.0.0.0 would let anyone who reaches it play"),
+    (["serve.port=0"], "serve.port must be in [1, 65535]"),
+])
+def test_bad_server_settings_are_one_line_before_listening(tmp_path, overrides, message):
+    proc = subprocess.run([sys.executable, "-m", "imbalance.serve", *overrides], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("Error: ") and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_port_in_use_is_named(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "imbalance.serve", f"serve.port={port}"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_allow_remote_starts_with_a_warning(tmp_path):
+    proc, _ = start_server(tmp_path, "serve.host=0.0.0.0", "serve.allow_remote=true", "mlflow.enabled=false")
+    output = stop_server(proc)
+    assert "WARNING: sessions are unauthenticated" in output and "anyone who reaches port" in output

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmarks: every figure of the performance targets, measured in one run on one machine.
 
-    python scripts/bench.py                      # everything (about 20 minutes on 2 cores)
+    python scripts/bench.py                      # everything (about 30 minutes on 2 cores)
     python scripts/bench.py --only training,startup --repeats 3
     python scripts/bench.py --output BENCHMARKS.md
 
@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("training", "creditcard", "tracking", "startup", "sweep", "kaggle_file", "memory")
+sys.path.insert(0, str(ROOT / "scripts"))
+import bench_concurrency  # noqa: E402  (the sections of many episodes in one process)
+
+SECTIONS = ("training", "creditcard", "tracking", "startup", "sweep", "kaggle_file", "memory", "llm_sweep", "cpu_sweep", "server")
 FORBIDDEN_AT_STARTUP = ("torch", "pytorch_lightning", "lightning", "mlflow", "sklearn", "imblearn", "anthropic", "openai")
 CC_ROWS, CC_FRAUDS = 284_807, 492
 
@@ -361,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
             "sweep": lambda: bench_sweep(report, work),
             "kaggle_file": lambda: bench_kaggle_file(report, max(1, args.repeats // 2), work),
             "memory": lambda: bench_memory(report, work, args.memory_episodes),
+            "llm_sweep": lambda: bench_concurrency.bench_llm_sweep(report, work),
+            "cpu_sweep": lambda: bench_concurrency.bench_cpu_sweep(report, work),
+            "server": lambda: bench_concurrency.bench_server(report, work),
         }[section]()
     report.emit(f"\n(benchmark wall time: {(time.perf_counter() - started) / 60:.1f} min)")
     if output:

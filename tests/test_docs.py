@@ -7,6 +7,7 @@
 - ```text blocks: a line `$ command` runs too, and every line shown below it (up to the next
   `$` line; lines with `...` are elided output) must appear in what it prints.
 - ```bash cluster blocks need a cluster: their overrides must compose (launcher included).
+- ```python blocks run as a script in the same folder, after the commands above them.
 - The README's set-up commands are what .ci/run runs.
 
 So the tests stay minutes, not hours, SPEEDUPS shrink sweeps, seeds and data (each rewrite is
@@ -41,6 +42,7 @@ SPEEDUPS = [
     (r"--seeds \d+", "--seeds 1 --trials 1 --jobs 1"),  # calibration: one seed
     (r"(source=kaggle\b.*)$", r"\1 source.sample_n=20000"),  # the real file, subsampled
     (r"\b8080\b", "{llm_port}"),  # the documented model server, on a free port
+    (r"\b8000\b", "{serve_port}"),  # the documented environment server, likewise
     (r"127\.0\.0\.1:5000|--port 5000", lambda m: m[0].replace("5000", "{port}")),  # a free port for the documented server
 ]
 SCRIPT = [reply(("imbalance_start", {})), reply(("train", {"epochs": 2})), reply(("sweep_thresholds", {})), reply(("submit_answer", {}))]
@@ -65,6 +67,11 @@ def commands() -> list[Command]:
             if line.startswith("```"):
                 info = None if info is not None else line[3:].strip()
                 i += 1
+                continue
+            if info == "python":  # the whole block is one script
+                end = next(j for j in range(i, len(lines)) if lines[j].startswith("```"))
+                out.append(Command(doc.name, i + 1, "\n".join(lines[i:end]), "python"))
+                i = end
                 continue
             if info is None or not info.startswith(("bash", "text")):
                 i += 1
@@ -154,7 +161,9 @@ def prepare(command: Command, folder: Path, ports: dict[str, int]) -> list[str]:
     text = command.text
     for pattern, replacement in SPEEDUPS:
         text = re.sub(pattern, replacement, text)
-    text = text.replace("{port}", str(ports["mlflow"])).replace("{llm_port}", str(ports["llm"]))
+    text = text.replace("{port}", str(ports["mlflow"])).replace("{llm_port}", str(ports["llm"])).replace("{serve_port}", str(ports["serve"]))
+    if command.block == "python":
+        return [sys.executable, "-c", text]
     if "PARENT_RUN_ID" in text:
         text = text.replace("PARENT_RUN_ID", newest(folder, sweep=True))
     if "RUN_ID" in text:
@@ -168,14 +177,17 @@ def prepare(command: Command, folder: Path, ports: dict[str, int]) -> list[str]:
     return args
 
 
-def serve(args: list[str], folder: Path, env: dict, health: str = "/health") -> subprocess.Popen:
-    """A server (`mlflow ui`, `mlflow server`, the model server) started as in another terminal;
-    it must answer `health`."""
-    if "--port" not in args:
-        args = [*args, "--port", str(free_port())]
-    port = args[args.index("--port") + 1]
+def serve(args: list[str], folder: Path, env: dict, health: str = "/health", port_arg: str = "--port") -> subprocess.Popen:
+    """A server (`mlflow ui`, `mlflow server`, a model or environment server) started as in
+    another terminal; it must answer `health`."""
+    if port_arg == "--port":
+        if "--port" not in args:
+            args = [*args, "--port", str(free_port())]
+        port = args[args.index("--port") + 1]
+    else:
+        port = next(a[len(port_arg):] for a in args if a.startswith(port_arg))
     proc = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=2) as response:
@@ -197,7 +209,7 @@ def stop(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_every_documented_command_runs(sandbox):
     folder, env, server = sandbox
-    ports = {"mlflow": free_port(), "llm": free_port()}  # where the documented servers listen, for the commands after them
+    ports = {"mlflow": free_port(), "llm": free_port(), "serve": free_port()}  # where the documented servers listen, for the commands after them
     failures, servers = [], []
     try:
         for command in RUNNABLE:
@@ -223,6 +235,9 @@ def run_documented(command: Command, folder: Path, env: dict, ports: dict[str, i
         return []
     if args[1].endswith("serve_smollm2.py"):  # the real model server, kept likewise
         servers.append(serve(args, folder, env, health="/v1/models"))
+        return []
+    if args[1:3] == ["-m", "imbalance.serve"]:  # the environment server, kept likewise
+        servers.append(serve(args, folder, env, port_arg="serve.port="))
         return []
     proc = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr

@@ -45,9 +45,12 @@ def _require_free_port(host: str, port: int) -> None:
 
 
 def serve_forever(config, tracking_uri: str) -> None:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from imbalance.experiment.server import Server
+        from imbalance.experiment.server import Server
+    except ImportError as exc:
+        exit_with(UsageError(f"python -m imbalance.serve needs openenv-core ({exc.name} is missing): pip install -e '.[rl]' -c constraints.txt"))
     from imbalance.tracking.store import ui_command
 
     serve = config.serve

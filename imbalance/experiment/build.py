@@ -50,6 +50,30 @@ def precheck(config: Config) -> str:
     return tracking_uri
 
 
+def warm_up(config: Config) -> None:
+    """Import what every episode of `config` will import, once, before episodes start in
+    threads: 32 threads importing an SDK at once wait on Python's import lock one by one."""
+    import imbalance.tracking  # noqa: F401  (MLflow's environment defaults)
+
+    if config.mlflow.enabled:
+        import mlflow.entities  # noqa: F401
+
+        import imbalance.tracking.episode_run  # noqa: F401
+        import imbalance.tracking.tracing  # noqa: F401
+    if isinstance(config.agent, LLMAgent):
+        import imbalance.agents.llm.conversation  # noqa: F401
+        from imbalance.config.schema import OpenAIAgent
+
+        if isinstance(config.agent, OpenAIAgent):
+            import openai  # noqa: F401
+
+            import imbalance.agents.llm.openai_api  # noqa: F401
+        else:
+            import anthropic  # noqa: F401
+
+            import imbalance.agents.llm.anthropic_api  # noqa: F401
+
+
 def build_episode(config: Config, *, tracking_uri: str | None = None, parent_run_id: str | None = None,
                   splits: Splits | None = None, pool: SessionPool | None = None) -> EpisodeSetup:
     """The environment (its data loaded and split) and the agent, ready for `play`.

@@ -33,12 +33,10 @@ GRACE_SECONDS = 10.0  # for episodes waiting on an API reply when Ctrl-C arrives
 
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
-    from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
+    from hydra.core.utils import configure_log, setup_globals
 
     from imbalance.config.checks import to_objects
-    from imbalance.experiment.runner import ACTIVE_RUNS
     from imbalance.experiment.sessions import SessionPool
-    from imbalance.experiment.sweep import current_parent_run_id
 
     setup_globals()
     config, context = launcher.config, launcher.hydra_context
@@ -52,6 +50,23 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     workers = launcher.cpu_workers or os.cpu_count() or 1
     log.info("launching %d episodes, %d at a time; training, SMOTE and evaluation on %d worker process(es)", len(jobs), launcher.max_concurrency, workers)
 
+    from imbalance.experiment.build import warm_up
+    from imbalance.tracking.tracing import one_flush_at_the_end
+
+    for kind in {repr((j.agent, j.mlflow.enabled)): j for j in jobs}.values():
+        warm_up(to_objects(_without_hydra(kind)))
+    with SessionPool(workers) as pool, one_flush_at_the_end():
+        return _run_all(launcher, jobs, pool, tracked)
+
+
+def _run_all(launcher: Any, jobs: list[DictConfig], pool: Any, tracked: bool) -> list:
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from imbalance.config.checks import to_objects
+    from imbalance.experiment.runner import ACTIVE_RUNS, default_choices, run_episode
+    from imbalance.experiment.sweep import current_parent_run_id
+
+    context = launcher.hydra_context
     done: queue.Queue = queue.Queue()
     cancel = threading.Event()
     returns: dict[int, Any] = {}
@@ -64,8 +79,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         ret.working_dir, ret.task_name = str(Path.cwd()), job.hydra.job.name
         try:
             num = job.hydra.job.num
+            config = to_objects(task_cfg)
             ret.return_value = run_episode(
-                to_objects(task_cfg), default_choices(to_objects(task_cfg), job.hydra.runtime.get("choices")), parent_run_id=current_parent_run_id(), pool=pool,
+                config, default_choices(config, job.hydra.runtime.get("choices")), parent_run_id=current_parent_run_id(), pool=pool,
                 console="silent" if tracked else "summary", prefix=f"[job {num}] ", cancel=cancel,
             )
             ret.status = JobStatus.COMPLETED
@@ -76,14 +92,12 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             ret.return_value, ret.status = exc, JobStatus.FAILED
         done.put((job, ret))
 
-    from imbalance.experiment.runner import default_choices, run_episode
-
-    pool = SessionPool(workers)
     try:
         while pending or in_flight:
             while pending and in_flight < launcher.max_concurrency:
                 job = pending.pop(0)
-                task_cfg = _task_config(job)
+                task_cfg = _without_hydra(job)
+                _save_job_files(job, task_cfg)
                 context.callbacks.on_job_start(config=job, task_function=launcher.task_function)
                 threading.Thread(target=run, args=(job, task_cfg), name=f"episode-{job.hydra.job.num}", daemon=True).start()
                 in_flight += 1
@@ -104,8 +118,6 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             episode_run.abort(KeyboardInterrupt())
             ACTIVE_RUNS.pop(run_id, None)
         raise
-    finally:
-        pool.close()
     return [returns[job.hydra.job.num] for job in jobs]
 
 
@@ -119,14 +131,17 @@ def _compose(context: Any, config: DictConfig, overrides: list[str], num: int, s
     return job
 
 
-def _task_config(job: DictConfig) -> DictConfig:
-    """The job's configuration without its `hydra` node; `.hydra/` files saved as run_job saves them."""
+def _without_hydra(job: DictConfig) -> DictConfig:
     task_cfg = copy.deepcopy(job)
     with open_dict(task_cfg):
         del task_cfg["hydra"]
+    return task_cfg
+
+
+def _save_job_files(job: DictConfig, task_cfg: DictConfig) -> None:
+    """The job's `.hydra/` files, as run_job saves them for the other launchers."""
     if job.hydra.output_subdir is not None:
         folder = Path(job.hydra.runtime.output_dir) / str(job.hydra.output_subdir)
         folder.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(task_cfg, folder / "config.yaml")
         OmegaConf.save(job.hydra.overrides.task, folder / "overrides.yaml")
-    return task_cfg

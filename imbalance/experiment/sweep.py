@@ -54,6 +54,8 @@ class SweepCallback(Callback):
         self.experiment_id: str | None = None
         self.total_jobs: int | None = None
         self._finished = True
+        self._launcher_pid: int | None = None
+        self._episodes: list[dict] = []  # summaries of jobs that ended in this, the launching, process
 
     # ------------------------------------------------------------------ launching process
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
@@ -64,6 +66,7 @@ class SweepCallback(Callback):
 
     def _start(self, config: Any) -> None:
         self.total_jobs = check_every_job(config)
+        self._launcher_pid = os.getpid()
         _active.append(self)
         if not config.mlflow.enabled:
             return
@@ -141,12 +144,17 @@ class SweepCallback(Callback):
     def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
         if not self.parent_run_id:
             return
-        from imbalance.experiment.sweep_summary import load_children, progress_line
+        from imbalance.experiment.sweep_summary import counts_from_runs, counts_from_summaries, load_children, progress_line
 
         value = getattr(job_return, "_return_value", None)
         episode = value if isinstance(value, dict) else None
-        rows = load_children(self._client(), self.tracking_uri, self.experiment_id, self.parent_run_id)
-        print(progress_line(config.hydra.job.get("num"), episode, rows, self.total_jobs), flush=True)
+        if os.getpid() == self._launcher_pid:  # basic and concurrent launchers: every job ends here
+            if episode is not None:
+                self._episodes.append(episode)
+            counts = counts_from_summaries(self._episodes)
+        else:  # a worker of joblib, Ray or SLURM sees its own jobs only: ask the store
+            counts = counts_from_runs(load_children(self._client(), self.tracking_uri, self.experiment_id, self.parent_run_id))
+        print(progress_line(config.hydra.job.get("num"), episode, counts, self.total_jobs), flush=True)
 
     def _client(self):
         from mlflow.tracking import MlflowClient

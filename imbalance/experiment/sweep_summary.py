@@ -53,11 +53,22 @@ def format_summary(s: GroupSummary | None, parent_run_id: str, *, partial: bool 
     return "\n".join(lines)
 
 
-def progress_line(job_num: Any, episode: dict | None, finished: list[Episode], total: int | None = None) -> str:
-    """One line per finished job: its verdict, the running pass rate, and where the run is."""
+def counts_from_runs(finished: list[Episode]) -> tuple[int, int, int, int]:
+    """(passed, graded, errors, done) of the sweep's finished child runs."""
     s = summary_of(finished)
-    passed, graded, errors = (s.passed, s.n, s.errors) if s else (0, 0, 0)
-    done = f"{len(s.episodes) if s else 0}/{total} done, " if total else ""
+    return (s.passed, s.n, s.errors, len(s.episodes)) if s else (0, 0, 0, 0)
+
+
+def counts_from_summaries(episodes: list[dict]) -> tuple[int, int, int, int]:
+    """The same, from the summaries `run_episode` returned in this process."""
+    errors = sum(1 for e in episodes if e.get("termination_reason") == "error" or e.get("test_f1") is None)
+    return sum(1 for e in episodes if e.get("passed")), len(episodes) - errors, errors, len(episodes)
+
+
+def progress_line(job_num: Any, episode: dict | None, counts: tuple[int, int, int, int], total: int | None = None) -> str:
+    """One line per finished job: its verdict, the running pass rate, and where the run is."""
+    passed, graded, errors, finished = counts
+    done = f"{finished}/{total} done, " if total else ""
     running = f"{done}running pass rate {passed}/{graded}" + (f" ({100 * passed / graded:.0f}%)" if graded else "") + f", {errors} errors"
     job = f"[job {job_num}]"
     if episode is None:

@@ -120,12 +120,17 @@ def ui_command(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
+_PREPARED: set[str] = set()  # stores this process has opened: episodes in threads open each once
+
+
 def prepare_store(tracking_uri: str) -> None:
     """Create the folder and the database once (a fresh SQLite store migrated by several
     processes at once races; callers run this in the parent before any job starts).
     Callers have run `probe_store` first, so a dead server is never retried here for minutes."""
     from imbalance.errors import UsageError
 
+    if tracking_uri in _PREPARED:
+        return
     fresh = False
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri[len("sqlite:///") :])
@@ -148,10 +153,21 @@ def prepare_store(tracking_uri: str) -> None:
 
         with sqlite3.connect(db) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
+    _PREPARED.add(tracking_uri)
+
+
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (store, name) -> id, for episodes in threads of one process
 
 
 def ensure_experiment(client, name: str, tracking_uri: str) -> str:
     """The experiment id for `name`, created if needed (safe when two processes race)."""
+    if (tracking_uri, name) in _EXPERIMENT_IDS:
+        return _EXPERIMENT_IDS[(tracking_uri, name)]
+    _EXPERIMENT_IDS[(tracking_uri, name)] = experiment_id = _ensure_experiment(client, name, tracking_uri)
+    return experiment_id
+
+
+def _ensure_experiment(client, name: str, tracking_uri: str) -> str:
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)

@@ -40,5 +40,26 @@ class MlflowTracer:
             yield span
 
     def flush(self) -> None:
-        """Before the run ends: traces are exported asynchronously."""
-        self.mlflow.flush_trace_async_logging()
+        """Before the run ends: traces are exported asynchronously. With many episodes in one
+        process the flush waits for everyone's traces; they flush once, at the end instead."""
+        if not _deferred:
+            self.mlflow.flush_trace_async_logging()
+
+
+_deferred: list[bool] = []
+
+
+@contextmanager
+def one_flush_at_the_end() -> Iterator[None]:
+    """For many episodes in one process (the concurrent launcher, the server): episodes do not
+    wait for the trace queue when they end; it is flushed once when the block ends."""
+    _deferred.append(True)
+    try:
+        yield
+    finally:
+        _deferred.pop()
+        if not _deferred:
+            import sys
+
+            if "mlflow" in sys.modules:
+                sys.modules["mlflow"].flush_trace_async_logging()

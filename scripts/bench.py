@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench_concurrency  # noqa: E402  (the sections of many episodes in one process)
 
+from imbalance.cli.errors import ArgumentParser, command, require_writable_dir  # noqa: E402
+from imbalance.errors import UsageError  # noqa: E402
+
 SECTIONS = ("training", "creditcard", "tracking", "startup", "sweep", "kaggle_file", "memory", "llm_sweep", "cpu_sweep", "server")
 FORBIDDEN_AT_STARTUP = ("torch", "pytorch_lightning", "lightning", "mlflow", "sklearn", "imblearn", "anthropic", "openai")
 CC_ROWS, CC_FRAUDS = 284_807, 492
@@ -313,8 +316,9 @@ print(json.dumps({{'rss': out, 'peak': resource.getrusage(resource.RUSAGE_SELF).
     report.emit("Resident memory after each episode: " + " ".join(f"{x:.0f}" for x in rss))
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="scripts/bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure (median quoted)")
     parser.add_argument("--memory-episodes", type=int, default=50)
@@ -324,20 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown or args.repeats < 1 or args.memory_episodes < 8:
-        print(f"Error: unknown section(s) {unknown} (choose from {', '.join(SECTIONS)}), or --repeats < 1, or --memory-episodes < 8", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown section(s) {unknown} (choose from {', '.join(SECTIONS)}), or --repeats < 1, or --memory-episodes < 8")
     output = Path(args.output).resolve() if args.output else None
-    if output is not None:
-        from imbalance.cli.errors import require_writable_dir
-        from imbalance.errors import UsageError
-
-        try:  # before twenty minutes of measuring, not after
-            require_writable_dir(output.parent, "--output")
-            if output.is_dir():
-                raise UsageError(f"--output {output} is a folder; name a file, e.g. {output / 'BENCHMARKS.md'}")
-        except UsageError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            return 2
+    if output is not None:  # checked before half an hour of measuring, not after
+        require_writable_dir(output.parent, "--output")
+        if output.is_dir():
+            raise UsageError(f"--output {output} is a folder; name a file, e.g. {output / 'BENCHMARKS.md'}")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="imbalance-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # mlruns/ and outputs/ of in-process episodes land here

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imbalance.agents import Agent, AgentContext, make_agent, require_api_key
-from imbalance.config.schema import Config, LLMAgent, ReplayAgent
+from imbalance.config.schema import Config, LLMAgent, ReplayAgent, SyntheticSource
 from imbalance.data import Splits, check_source, load_splits
 from imbalance.env.environment import ImbalanceEnv
 from imbalance.errors import UsageError
@@ -57,7 +57,10 @@ def build_episode(config: Config, *, tracking_uri: str | None = None, parent_run
     if splits is None:
         splits = load_splits(config.source, config.seed)
     data_seconds = time.perf_counter() - started
-    env = ImbalanceEnv(splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed)
+    env = ImbalanceEnv(
+        splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed,
+        reward=config.reward, oracle_f1=oracle_f1(config) if config.reward == "normalized" else None,
+    )
     context = AgentContext(
         seed=derive_seed(config.seed, f"agent/{config.trial}"),
         tau=config.tau,
@@ -68,6 +71,18 @@ def build_episode(config: Config, *, tracking_uri: str | None = None, parent_run
         records=_replay_records(config, tracking_uri),
     )
     return EpisodeSetup(config, env, make_agent(config.agent, context), data_seconds)
+
+
+def oracle_f1(config: Config) -> float | None:
+    """The task's oracle F1 (reward=normalized's 1): `oracle_f1` when set (task-set rows set
+    it), else the synthetic source's Bayes-optimal F1; None where neither is known."""
+    if config.oracle_f1 is not None:
+        return config.oracle_f1
+    if isinstance(config.source, SyntheticSource):
+        from imbalance.data.synthetic import bayes_optimal_f1
+
+        return bayes_optimal_f1(config.source)
+    return None
 
 
 def _history(config: Config, tracking_uri: str | None, parent_run_id: str | None) -> list[list[dict]]:

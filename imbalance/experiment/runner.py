@@ -136,8 +136,16 @@ def _final_record(result: EpisodeResult, setup, resolved: dict) -> dict[str, Any
             test_precision=result.grade.test_precision,
             test_recall=result.grade.test_recall,
             passed=float(result.grade.passed),
+            baseline_test_f1=result.grade.baseline_test_f1,
+            reward=env.reward(),  # in the configured mode (param `reward`); the grade is the same in both
         )
-    tags = {"termination_reason": result.termination_reason, "paid_actions": json.dumps(env.state.paid_actions)}
+    tags = {
+        "termination_reason": result.termination_reason,
+        "paid_actions": json.dumps(env.state.paid_actions),
+        # The prompt's data clause: the trajectory export writes a scripted agent's calls under
+        # the prompt an LLM would have had, without loading the data again.
+        "source_description": env.splits.description[:5000],
+    }
     if result.limit:
         tags["limit"] = result.limit
     if result.error_message:

@@ -24,12 +24,20 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> dict[str, Any]:
+    from hydra.core.hydra_config import HydraConfig
+
     from imbalance.config.checks import to_objects
     from imbalance.experiment.runner import run_episode
     from imbalance.experiment.sweep import current_parent_run_id
+    from imbalance.tasks import apply_task, task_row
 
     try:
-        return run_episode(to_objects(cfg), hydra_choices(cfg), parent_run_id=current_parent_run_id())
+        # task_id=v1-eval-0003 plays that task-set row: its seed, data, tau and budget.
+        config = apply_task(to_objects(cfg), explicit=list(HydraConfig.get().overrides.task))
+        choices = hydra_choices(cfg)
+        if config.task_id is not None:
+            choices["source"] = task_row(config.task_id)["source"]
+        return run_episode(config, choices, parent_run_id=current_parent_run_id())
     except UsageError as exc:
         exit_with(exc)
 

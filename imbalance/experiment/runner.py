@@ -10,7 +10,9 @@ import json
 import logging
 from typing import Any
 
+import imbalance
 from imbalance.config.schema import Config
+from imbalance.env.environment import GRADER_VERSION
 from imbalance.experiment.build import build_episode, precheck
 from imbalance.experiment.console import EpisodeConsole
 from imbalance.experiment.episode import EpisodeResult, play
@@ -46,7 +48,10 @@ def config_hashes(resolved: dict) -> tuple[str, str]:
 
 def run_episode(config: Config, choices: dict[str, str] | None = None, *, parent_run_id: str | None = None) -> dict[str, Any]:
     """Play one episode and record it; returns its summary (sweep progress and summaries use it)."""
+    from imbalance.tasks import check_plays_its_task
+
     choices = choices or default_choices(config)
+    check_plays_its_task(config)  # a run tagged task_id=X plays X's row
     tracking_uri = precheck(config)
     resolved = dataclasses.asdict(config)
     if config.resume:
@@ -58,7 +63,7 @@ def run_episode(config: Config, choices: dict[str, str] | None = None, *, parent
     console = EpisodeConsole(config.budget.max_steps)
     console.header(
         f"episode: agent={choices['agent']} source={choices['source']} model={choices['model']} seed={config.seed} "
-        f"tau={config.tau} max_steps={config.budget.max_steps}",
+        f"tau={config.tau} max_steps={config.budget.max_steps}" + (f" task_id={config.task_id}" if config.task_id else ""),
         setup.env.splits.description,
     )
 
@@ -92,6 +97,15 @@ def run_episode(config: Config, choices: dict[str, str] | None = None, *, parent
     }
 
 
+def version_tags(config: Config) -> dict[str, str]:
+    """What a result is comparable with: the package, the grading rule and, for an episode
+    of the task set, its row."""
+    tags = {"imbalance.version": imbalance.__version__, "grader_version": GRADER_VERSION}
+    if config.task_id is not None:
+        tags["task_id"] = config.task_id
+    return tags
+
+
 def _no_run():
     from imbalance.tracking.episode_run import NoRun
 
@@ -107,7 +121,7 @@ def _start_run(config: Config, choices: dict[str, str], resolved: dict, uri: str
     config_hash, task_hash = config_hashes(resolved)
     tags = {
         "agent": choices["agent"], "source": choices["source"], "model": choices["model"],
-        "config_hash": config_hash, "task_hash": task_hash, **owner_tags(),
+        "config_hash": config_hash, "task_hash": task_hash, **owner_tags(), **version_tags(config),
     }
     if config.rerun_of:
         tags["rerun_of"] = config.rerun_of

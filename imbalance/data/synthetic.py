@@ -40,12 +40,17 @@ def load_synthetic(cfg: SyntheticSource, seed: int) -> Splits:
     order = rng.permutation(n)
     X, y = X[order], y[order]
     names = tuple(f"x{i}" for i in range(cfg.n_features))
-    description = (
+    return split_and_scale(
+        X, y, val_size=cfg.n_val, test_size=cfg.n_test, seed=seed, feature_names=names, description=describe_synthetic(cfg)
+    )
+
+
+def describe_synthetic(cfg: SyntheticSource) -> str:
+    """The task's data clause for prompts and the console: from the settings alone, so a
+    trainer can write the prompt of a task-set row without generating its data."""
+    return (
         f"synthetic Gaussian blobs: {cfg.n_features} features, class means 0 and {cfg.separation} on every axis, "
         f"identity covariance, minority fraction {cfg.minority_frac}"
-    )
-    return split_and_scale(
-        X, y, val_size=cfg.n_val, test_size=cfg.n_test, seed=seed, feature_names=names, description=description
     )
 
 

@@ -8,7 +8,16 @@ import json
 
 from imbalance.agents.base import AgentFailure
 from imbalance.agents.llm.backend import MalformedReply, Reply, ToolCall, Usage, api_failure
-from imbalance.env.tools import ToolSpec
+from imbalance.env.tools import ToolSpec, openai_tools
+
+ERROR_PREFIX = "ERROR: "
+
+
+def tool_message(content: str, is_error: bool) -> str:
+    """A tool message's content: an error result is marked, since the chat-completions format
+    has no error flag (Anthropic's has `is_error`). Shared with the trainer integrations and
+    the trajectory export, so every OpenAI-style conversation reads alike."""
+    return ERROR_PREFIX + content if is_error else content
 
 
 class OpenAIBackend:
@@ -25,9 +34,7 @@ class OpenAIBackend:
         self.messages: list[dict] = []
 
     def begin(self, system: str, user: str, specs: tuple[ToolSpec, ...]) -> dict:
-        self.tools = [
-            {"type": "function", "function": {"name": s.name, "description": s.description, "parameters": s.json_schema()}} for s in specs
-        ]
+        self.tools = openai_tools(specs)
         self.messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         return {"model": self.model, "max_tokens": self.max_tokens, **self.sampling, "tools": self.tools}
 
@@ -72,7 +79,7 @@ class OpenAIBackend:
 
     def add_results(self, results: list[tuple[ToolCall, str, bool]], reminder: str) -> None:
         for call, content, is_error in results:
-            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": f"ERROR: {content}" if is_error else content})
+            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": tool_message(content, is_error)})
         self.add_user(reminder)
 
     def add_user(self, text: str) -> None:

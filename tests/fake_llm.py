@@ -13,6 +13,9 @@ Steps:
     {"delay": 2.0, **step}   answer late (client timeouts)
     {"body": "not json"}     a 200 whose body is not JSON
     {"error_body": "overloaded_error"}   a 200 whose body is an API error object
+
+`TurnScriptedLLM` picks the step by the conversation instead (its number of assistant turns so
+far), so concurrent conversations (a trainer's rollouts) each follow the whole script.
 """
 
 from __future__ import annotations
@@ -84,6 +87,14 @@ class FakeLLM:
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": {"prompt_tokens": 150, "completion_tokens": 20, "total_tokens": 170, "prompt_tokens_details": {"cached_tokens": 50}},
         }
+
+
+class TurnScriptedLLM(FakeLLM):
+    def next_step(self, request: dict) -> dict:
+        turn = sum(1 for m in request["body"].get("messages", []) if m.get("role") == "assistant")
+        with self._lock:
+            self.requests.append(request)
+            return self.script[turn] if turn < len(self.script) else text()
 
 
 def unanswered_tool_calls(api: str, body: dict) -> list[str]:

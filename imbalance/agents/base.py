@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from imbalance.env.environment import ToolResult
 from imbalance.env.tools import ToolSpec
+
+if TYPE_CHECKING:  # only a type here; importing the environment would load torch for every reader of agent messages
+    from imbalance.env.environment import ToolResult
 
 
 class Toolbox(Protocol):

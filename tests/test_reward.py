@@ -12,7 +12,7 @@ from imbalance.config.schema import SyntheticSource
 from imbalance.data.splits import Split
 from imbalance.data.synthetic import bayes_optimal_f1
 from imbalance.env.environment import ImbalanceEnv
-from imbalance.env.metrics import best_threshold, prf
+from imbalance.env.metrics import prf
 from imbalance.env.reward import episode_reward, normalized_f1
 from imbalance.errors import UsageError
 from tests.helpers import build, compose_config
@@ -52,11 +52,12 @@ def test_the_reward_mode_never_changes_the_grade_or_the_episode():
     assert all(s[1] == 0.0 for s in norm_steps[:-1])  # only the submitting step is paid
 
 
-def test_the_baseline_is_the_reset_model_at_its_best_validation_threshold():
+def test_the_baseline_is_the_reset_model_at_the_starting_threshold():
+    """The TEST counterpart of baseline_val_f1: the model reset trains, at threshold 0.5."""
     env = build("seed=4").env
-    env.reset()
-    threshold = best_threshold(env._y_val, env._val_proba)
-    expected = prf(env.splits.test.y, env._model.predict_proba(env._grader._X).numpy(), threshold)["f1"]
+    observation, _ = env.reset()
+    expected = prf(env.splits.test.y, env._model.predict_proba(env._grader._X).numpy(), 0.5)["f1"]
+    assert observation["baseline_val_f1"] == round(prf(env.splits.val.y, env._val_proba, 0.5)["f1"], 6)
     env.call("train", {"epochs": 5})  # later training does not move the baseline
     assert env.submit().baseline_test_f1 == pytest.approx(expected)
 
@@ -64,7 +65,7 @@ def test_the_baseline_is_the_reset_model_at_its_best_validation_threshold():
 def test_the_baseline_reads_test_but_nothing_before_submission_shows_it():
     """The grader computes the baseline from TEST at reset; with another TEST split every
     observation is the same and only the grade (baseline included) differs."""
-    setup = build("seed=3", "reward=normalized")
+    setup = build("seed=3", "reward=normalized", "budget.retrain_epochs=30")  # a baseline that predicts positives
     env_a = setup.env
     rng = np.random.default_rng(0)
     t = env_a.splits.test

@@ -193,7 +193,7 @@ class Config:
     seed: int = _f(0, "[0, 4294967295]")
     tau: float = _f(0.585, "[0, 1]")
     # pass: 1.0 when the episode passes, else 0.0. normalized: TEST F1 mapped so the baseline
-    # (the reset model at its best validation threshold) is 0 and `oracle_f1` is 1, clipped.
+    # (the model reset trains, at threshold 0.5: baseline_val_f1's model) is 0 and `oracle_f1` is 1, clipped.
     reward: str = "pass"
     # The task's best reachable TEST F1 for reward=normalized; null = the synthetic source's
     # Bayes-optimal F1 (other sources need it set, e.g. from calibration's oracle column).

@@ -72,7 +72,7 @@ class Grade:
     threshold: float
     steps_used: int
     passed: bool
-    # TEST F1 of the reset model at its best validation threshold (reward=normalized's zero);
+    # TEST F1 of the reset model at the starting threshold, the TEST counterpart of baseline_val_f1 (reward=normalized's zero);
     # computed privately at reset, revealed only here, after submission.
     baseline_test_f1: float = float("nan")
 
@@ -145,7 +145,7 @@ class ImbalanceEnv:
         self._retrain()
         self._baseline_val_f1 = self._val["f1"]
         started = time.perf_counter()
-        self._grader.record_baseline(self._model, best_threshold(self._y_val, self._val_proba))
+        self._grader.record_baseline(self._model, self.state.setup.threshold)
         self.timings["grading"] += time.perf_counter() - started
         self._ready = True
         return self._summary(), {"val": dict(self._val)}

@@ -5,11 +5,13 @@
 - `normalized`: TEST F1 mapped linearly so the *baseline* scores 0 and the *oracle* 1,
   clipped to [0, 1]. A dense signal for training where passes are rare.
 
-The baseline is the TEST F1 of the model `reset()` trains (plain cross-entropy), at the
-threshold with the best validation F1: what doing the obvious free thing would earn. The
-grader computes it privately at reset; it reaches nobody before submission. The oracle is
-the task's best reachable TEST F1: the Bayes-optimal F1 of a synthetic source, or a
-reference from calibration (`oracle_f1`, stored in task-set rows).
+The baseline is the TEST F1 of the model `reset()` trains (plain cross-entropy) at the
+starting threshold 0.5: what submitting at once would earn, and the TEST counterpart of the
+`baseline_val_f1` the agent is shown. The grader computes it privately at reset; it reaches
+nobody before submission. The oracle is the task's best reachable TEST F1: the Bayes-optimal
+F1 of a synthetic source, or a reference from calibration (`oracle_f1`, stored in task-set
+rows). So 0 is "did nothing", 1 is "as good as any classifier can be", and the free moves
+(training, the threshold sweep) already earn part of the way.
 """
 
 from __future__ import annotations

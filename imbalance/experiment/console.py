@@ -35,7 +35,7 @@ class EpisodeConsole:
             cost = "free"
         log.info("%4d  %-36s %-9s %7.4f %7.4f  %s", record["index"], call, cost, metrics["val_f1"], metrics["threshold"], _effect(record))
 
-    def footer(self, result, tau: float, run_hint: str | None) -> None:
+    def footer(self, result, tau: float, run_hint: str | None, normalized_reward: float | None = None) -> None:
         extra = f"{result.steps_used}/{self.max_steps} paid steps, {result.tool_calls} tool calls, {result.invalid_tool_calls} invalid, {result.wall_seconds:.1f} s"
         if result.grade is None:
             log.info("ERROR: the episode could not finish: %s (%s)", result.error_message, extra)
@@ -45,6 +45,8 @@ class EpisodeConsole:
             relation = ">=" if g.test_f1 >= tau else "<"
             how = "" if result.termination_reason == "submitted" else f" [{result.termination_reason}{': ' + result.limit if result.limit else ''}]"
             log.info("TEST F1 %.4f %s tau %.4g: %s%s (%s)", g.test_f1, relation, tau, verdict, how, extra)
+            if normalized_reward is not None:
+                log.info("reward %.4f (normalized: baseline TEST F1 %.4f is 0, the oracle's 1)", normalized_reward, g.baseline_test_f1)
         if run_hint:
             log.info(run_hint)
 

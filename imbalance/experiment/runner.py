@@ -81,7 +81,8 @@ def run_episode(config: Config, choices: dict[str, str] | None = None, *, parent
         raise
     run.finish(**_final_record(result, setup, resolved))
     url = _run_url(run)
-    console.footer(result, config.tau, _run_hint(run, config, url))
+    normalized = setup.env.reward() if config.reward == "normalized" and result.grade is not None else None
+    console.footer(result, config.tau, _run_hint(run, config, url), normalized_reward=normalized)
     return {
         "test_f1": result.grade.test_f1 if result.grade else None,
         "passed": result.passed if result.grade else None,

@@ -130,3 +130,41 @@ def run_artifact(workdir: Path, run, name: str):
 
     with tempfile.TemporaryDirectory() as folder:
         return json.loads(Path(MlflowClient(local_uri(workdir)).download_artifacts(run.info.run_id, name, folder)).read_text())
+
+
+TRAINER_DOCS = (ROOT / "README.md", ROOT / "docs" / "trainers.md")
+
+
+def python_snippets(*docs: Path) -> list[tuple[str, int, str]]:
+    """(doc, line, code) of every ```python block: test_docs runs the shell blocks, the tests
+    that exercise each integration run these."""
+    out = []
+    for doc in docs:
+        lines = doc.read_text().splitlines()
+        start = None
+        for i, line in enumerate(lines):
+            if line.strip() == "```python":
+                start = i + 1
+            elif line.strip() == "```" and start is not None:
+                out.append((doc.name, start + 1, "\n".join(lines[start:i]) + "\n"))
+                start = None
+    return out
+
+
+def snippet_using(marker: str) -> str:
+    """The one trainer snippet (README, docs/trainers.md) whose code contains `marker`."""
+    found = [code for _, _, code in python_snippets(*TRAINER_DOCS) if marker in code]
+    assert len(found) == 1, f"expected one snippet with {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def run_snippet(code: str, cwd: Path, env: dict[str, str] | None = None, replace: tuple[tuple[str, str], ...] = (), prelude: str = "",
+                epilogue: str = "", timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a documented snippet as a script in `cwd`. Each (old, new) in `replace` must occur:
+    the substitutions a test needs (a local model for a hub one) cannot silently stop applying."""
+    for old, new in replace:
+        assert old in code, f"the snippet no longer contains {old!r}:\n{code}"
+        code = code.replace(old, new)
+    script = cwd / "snippet.py"
+    script.write_text(prelude + code + epilogue)
+    return subprocess.run([sys.executable, str(script)], cwd=cwd, env=env if env is not None else cli_env(), capture_output=True, text=True, timeout=timeout)

@@ -12,7 +12,7 @@ import pytest
 from imbalance.analysis.trajectories import EPISODE_SCHEMA
 from imbalance.env.tools import openai_tools
 from tests.fake_llm import FakeLLM, reply
-from tests.helpers import SMALL, cli_env, local_uri, run_artifact, run_cli, runs_of
+from tests.helpers import SMALL, cli_env, local_uri, run_artifact, run_cli, run_snippet, runs_of, snippet_using
 
 
 def export(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -71,6 +71,8 @@ def test_a_heuristic_sweep_exports_an_sft_set_that_loads_with_datasets(tmp_path,
     loaded = load_dataset("json", data_files=str(tmp_path / "episodes.jsonl"), split="train")
     assert loaded.num_rows == 5 and sorted(loaded["run_id"]) == sorted(by_run)
     assert loaded[0]["messages"][0]["role"] == "system"
+    documented = run_snippet(snippet_using("load_dataset("), tmp_path, cli_env(HF_HOME=str(tmp_path / "hf")))  # docs/trainers.md
+    assert documented.returncode == 0 and documented.stdout.startswith("5 Problem: detect the minority"), documented.stderr[-2000:]
 
     out = export("--sweep", parent.info.run_id, "--out", "passed.jsonl", "--filter", "passed", cwd=tmp_path)
     assert out.returncode == 0 and "(--filter passed)" in out.stdout

@@ -20,8 +20,10 @@ DEFAULT_TAU = Config().tau  # the schema's default, the one place it is written
 # Small enough for seconds per episode, large enough for a few positives in every split.
 SMALL = ["source.n_train=3000", "source.n_val=1000", "source.n_test=1000"]
 TINY = ["source.n_train=1500", "source.n_val=600", "source.n_test=600", "budget.retrain_epochs=2"]
+# For task-set rows, whose data is fixed: the settings a row leaves open, chosen for speed.
+FAST = ["model=logreg", "budget.retrain_epochs=2"]
 
-__all__ = ["CONF", "DEFAULT_TAU", "ROOT", "SMALL", "TINY", "compose", "compose_config"]
+__all__ = ["CONF", "DEFAULT_TAU", "FAST", "ROOT", "SMALL", "TINY", "compose", "compose_config"]
 
 
 def build(*overrides: str, small: bool = True):
@@ -95,3 +97,74 @@ def seed_kagglehub_cache(root: Path, csv: Path) -> None:
     (folder / "versions" / "3").mkdir(parents=True)
     (folder / "versions" / "3" / "creditcard.csv").write_bytes(csv.read_bytes())
     (folder / "3.complete").touch()
+
+
+def run_task(row: dict, overrides: list[str], workdir: Path):
+    """A task-set row played by imbalance.run's own runner (run_episode, MLflow under
+    `workdir`); returns the finished run. The integrations' results are compared with it."""
+    from mlflow.tracking import MlflowClient
+
+    from imbalance.experiment.runner import run_episode
+    from imbalance.tasks import task_config
+
+    uri = local_uri(workdir)
+    summary = run_episode(task_config(row, [*overrides, f"mlflow.tracking_uri={uri}"]))
+    return MlflowClient(uri).get_run(summary["run_id"])
+
+
+def replay_task(row: dict, calls: list[tuple[str, object]], overrides: list[str], workdir: Path):
+    """`calls` (tool, arguments) replayed on the row through imbalance.run (agent=replay)."""
+    import json
+
+    path = workdir / f"calls-{row['task_id']}.json"
+    path.write_text(json.dumps([{"tool": tool, "arguments": arguments} for tool, arguments in calls]))
+    return run_task(row, [*overrides, "agent=replay", f"agent.path={path}"], workdir)
+
+
+def run_artifact(workdir: Path, run, name: str):
+    """A JSON artifact of a run in `workdir`'s store."""
+    import json
+    import tempfile
+
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory() as folder:
+        return json.loads(Path(MlflowClient(local_uri(workdir)).download_artifacts(run.info.run_id, name, folder)).read_text())
+
+
+TRAINER_DOCS = (ROOT / "README.md", ROOT / "docs" / "trainers.md")
+
+
+def python_snippets(*docs: Path) -> list[tuple[str, int, str]]:
+    """(doc, line, code) of every ```python block: test_docs runs the shell blocks, the tests
+    that exercise each integration run these."""
+    out = []
+    for doc in docs:
+        lines = doc.read_text().splitlines()
+        start = None
+        for i, line in enumerate(lines):
+            if line.strip() == "```python":
+                start = i + 1
+            elif line.strip() == "```" and start is not None:
+                out.append((doc.name, start + 1, "\n".join(lines[start:i]) + "\n"))
+                start = None
+    return out
+
+
+def snippet_using(marker: str) -> str:
+    """The one trainer snippet (README, docs/trainers.md) whose code contains `marker`."""
+    found = [code for _, _, code in python_snippets(*TRAINER_DOCS) if marker in code]
+    assert len(found) == 1, f"expected one snippet with {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def run_snippet(code: str, cwd: Path, env: dict[str, str] | None = None, replace: tuple[tuple[str, str], ...] = (), prelude: str = "",
+                epilogue: str = "", timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a documented snippet as a script in `cwd`. Each (old, new) in `replace` must occur:
+    the substitutions a test needs (a local model for a hub one) cannot silently stop applying."""
+    for old, new in replace:
+        assert old in code, f"the snippet no longer contains {old!r}:\n{code}"
+        code = code.replace(old, new)
+    script = cwd / "snippet.py"
+    script.write_text(prelude + code + epilogue)
+    return subprocess.run([sys.executable, str(script)], cwd=cwd, env=env if env is not None else cli_env(), capture_output=True, text=True, timeout=timeout)

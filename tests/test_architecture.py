@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "imbalance"
 # Lowest first. A module may import from its own layer and any layer before it.
 LAYERS: list[tuple[str, ...]] = [
     ("imbalance", "imbalance.errors", "imbalance.seeding", "imbalance.config"),
+    ("imbalance.tasks",),
     ("imbalance.data",),
     ("imbalance.training",),
     ("imbalance.env",),
@@ -20,7 +21,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("imbalance.tracking",),
     ("imbalance.analysis",),
     ("imbalance.experiment",),
-    ("imbalance.cli", "imbalance.run", "imbalance.report", "imbalance.calibrate", "imbalance.serve"),
+    ("imbalance.integrations",),
+    ("imbalance.cli", "imbalance.run", "imbalance.report", "imbalance.calibrate", "imbalance.serve", "imbalance.export"),
 ]
 # Inside the lowest layer, config may use errors (UsageError), never the other way round.
 NEVER = {"imbalance.errors": ("imbalance.config", "imbalance.seeding"), "imbalance.seeding": ("imbalance.config", "imbalance.errors")}

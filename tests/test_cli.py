@@ -150,7 +150,8 @@ def test_csv_source_end_to_end_and_files_it_refuses(tmp_path):
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (path, proc.stderr[-2000:])
 
 
-HEAVY = ("torch", "pytorch_lightning", "lightning", "mlflow", "sklearn", "imblearn", "anthropic", "openai", "ray")
+HEAVY = ("torch", "pytorch_lightning", "lightning", "mlflow", "sklearn", "imblearn", "anthropic", "openai", "ray",
+         "verifiers", "trl", "transformers", "inspect_ai", "datasets", "openenv")  # the trainer integrations stay out of the runner
 
 
 @pytest.mark.parametrize("args", [["--help"], ["tau=abc"], ["source=nope"]], ids=["help", "bad-type", "unknown-option"])

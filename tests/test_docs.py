@@ -186,7 +186,11 @@ def serve(args: list[str], folder: Path, env: dict, health: str = "/health", por
         port = args[args.index("--port") + 1]
     else:
         port = next(a[len(port_arg):] for a in args if a.startswith(port_arg))
-    proc = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # The log goes to a file, never a pipe: nothing reads a pipe while the server runs, and
+    # llama.cpp's start-up output alone fills one, after which the server blocks on writing.
+    log_file = folder / f"server-{port}.log"
+    with log_file.open("wb") as log_out:
+        proc = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log_out, start_new_session=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
@@ -195,10 +199,10 @@ def serve(args: list[str], folder: Path, env: dict, health: str = "/health", por
                 return proc
         except OSError:
             if proc.poll() is not None:
-                raise AssertionError(f"{' '.join(args)} exited: {proc.stderr.read().decode()[-2000:]}") from None
+                raise AssertionError(f"{' '.join(args)} exited: {log_file.read_text(errors='replace')[-2000:]}") from None
             time.sleep(0.5)
     stop(proc)
-    raise AssertionError(f"{' '.join(args)} did not answer on port {port}")
+    raise AssertionError(f"{' '.join(args)} did not answer on port {port}: {log_file.read_text(errors='replace')[-2000:]}")
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -88,7 +88,7 @@ def test_the_episode_line_gives_the_run_address_and_the_experiment_opens_on_its_
     proc = run_cli(*TINY, "agent=random", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     client, _, (run,) = runs_of(local_uri(tmp_path))
-    url = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    url = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning"
     assert url in proc.stdout and "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db" in proc.stdout
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

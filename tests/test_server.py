@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from openenv.core.generic_client import GenericEnvClient
 
-from tests.helpers import SMALL, cli_env, free_port, local_uri, run_cli, runs_of
+from tests.helpers import SMALL, cli_env, free_port, local_uri, run_cli, run_snippet, runs_of, snippet_using
 
 pytestmark = pytest.mark.slow
 TASK = [*SMALL, "model=logreg"]
@@ -174,3 +174,11 @@ def test_allow_remote_starts_with_a_warning(tmp_path):
     proc, _ = start_server(tmp_path, "serve.host=0.0.0.0", "serve.allow_remote=true", "mlflow.enabled=false")
     output = stop_server(proc)
     assert "WARNING: sessions are unauthenticated" in output and "anyone who reaches port" in output
+
+
+def test_the_readme_client_snippet_plays_an_episode(server, tmp_path):
+    _, url = server
+    proc = run_snippet(snippet_using("GenericEnvClient"), tmp_path, replace=(('"http://127.0.0.1:8000"', repr(url)),))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reward, test_f1 = map(float, proc.stdout.split())
+    assert reward in (0.0, 1.0) and 0.0 < test_f1 < 1.0

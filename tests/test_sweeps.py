@@ -60,7 +60,7 @@ def test_multirun_is_one_parent_with_every_episode_a_child_and_a_summary(tmp_pat
     progress = re.findall(r"\[job (\d)\] seed=(\d) (PASS|FAIL) TEST F1 ([0-9.]+) \| (\d)/4 done, running pass rate (\d)/(\d) \(\d+%\), 0 errors \| (\S+)", proc.stdout)
     assert [int(p[0]) for p in progress] == [0, 1, 2, 3]
     assert [int(p[4]) for p in progress] == [int(p[6]) for p in progress] == [1, 2, 3, 4]  # the running count grows with each episode
-    urls = {e.info.run_id: f"http://127.0.0.1:5000/#/experiments/{e.info.experiment_id}/runs/{e.info.run_id}" for e in episodes}
+    urls = {e.info.run_id: f"http://127.0.0.1:5000/#/experiments/{e.info.experiment_id}/runs/{e.info.run_id}?workflowType=machine_learning" for e in episodes}
     assert sorted(p[7] for p in progress) == sorted(urls.values())  # each line names its own run's address
     assert f"python -m imbalance.report --sweep {parent.info.run_id}" in proc.stdout
 

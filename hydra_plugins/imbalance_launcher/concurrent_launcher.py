@@ -19,6 +19,12 @@ class ConcurrentLauncher(Launcher):
         self.config = self.hydra_context = self.task_function = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        from imbalance.experiment.concurrent import ComposedOnce
+
+        # The sweeper shares this context: the jobs it composes to validate a batch are kept
+        # for launch() rather than composed twice.
+        if not isinstance(hydra_context.config_loader, ComposedOnce):
+            hydra_context.config_loader = ComposedOnce(hydra_context.config_loader)
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[Any]:

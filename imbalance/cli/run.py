@@ -27,12 +27,13 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     from imbalance.config.checks import to_objects
-    from imbalance.experiment.runner import default_choices, run_episode
+    from imbalance.experiment.runner import episode_config, run_episode
     from imbalance.experiment.sweep import current_parent_run_id
 
     try:
-        config = to_objects(cfg)
-        return run_episode(config, default_choices(config, HydraConfig.get().runtime.choices), parent_run_id=current_parent_run_id())
+        # task_id=v1-eval-0003 plays that task-set row: its seed, data, tau and budget.
+        config, choices = episode_config(to_objects(cfg), HydraConfig.get().overrides.task, HydraConfig.get().runtime.choices)
+        return run_episode(config, choices, parent_run_id=current_parent_run_id())
     except UsageError as exc:
         exit_with(exc)
 

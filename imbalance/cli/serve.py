@@ -51,6 +51,7 @@ def serve_forever(config, tracking_uri: str) -> None:
         from imbalance.experiment.server import Server
     except ImportError as exc:
         exit_with(UsageError(f"python -m imbalance.serve needs openenv-core ({exc.name} is missing): pip install -e '.[rl]' -c constraints.txt"))
+    from imbalance.tracking.episode_run import many_episodes
     from imbalance.tracking.store import ui_command
 
     serve = config.serve
@@ -66,7 +67,8 @@ def serve_forever(config, tracking_uri: str) -> None:
     logging.getLogger("uvicorn.error").addFilter(_drop_disconnect_tracebacks)
     try:
         # log_config=None: the console and log file Hydra set up stay as they are.
-        uvicorn.run(server.app(), host=serve.host, port=serve.port, log_level="warning", log_config=None, ws_max_size=16 * 2**20)
+        with many_episodes():
+            uvicorn.run(server.app(), host=serve.host, port=serve.port, log_level="warning", log_config=None, ws_max_size=16 * 2**20)
     finally:
         server.close()
 

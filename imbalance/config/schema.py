@@ -204,6 +204,9 @@ class MlflowSettings:
             raise UsageError(f"{prefix}experiment_name must not be empty; e.g. {prefix}experiment_name=imbalance")
 
 
+REWARD_MODES = ("pass", "normalized")  # what a trainer is given; the grade (pass/fail, TEST F1) never depends on it
+
+
 @dataclass
 class ServeSettings:
     """`python -m imbalance.serve`: the environment as an OpenEnv server (docs/serving.md)."""
@@ -235,6 +238,14 @@ class ServeSettings:
 class Config:
     seed: int = _f(0, "[0, 4294967295]")
     tau: float = _f(0.585, "[0, 1]")
+    # pass: 1.0 when the episode passes, else 0.0. normalized: TEST F1 mapped so the baseline
+    # (the model reset trains, at threshold 0.5: baseline_val_f1's model) is 0 and `oracle_f1` is 1, clipped.
+    reward: str = "pass"
+    # The task's best reachable TEST F1 for reward=normalized; null = the synthetic source's
+    # Bayes-optimal F1 (other sources need it set, e.g. from calibration's oracle column).
+    oracle_f1: Optional[float] = _f(None, "(0, 1]")
+    # Set by the task set (imbalance.tasks): the row this episode plays, tagged on its run.
+    task_id: Optional[str] = None
     # Repeats of one task configuration (pass@k): only the agent's sampling stream changes.
     trial: int = _f(0, "[0, 1000000]")
     resume: bool = False  # skip configurations that already have a finished run
@@ -248,6 +259,13 @@ class Config:
     def check_combination(self, prefix: str) -> None:
         if self.resume and not self.mlflow.enabled:
             raise UsageError("resume=true looks up finished runs in MLflow; it needs mlflow.enabled=true")
+        if self.reward not in REWARD_MODES:
+            raise UsageError(f"reward must be one of {', '.join(REWARD_MODES)}; got {short_repr(self.reward)}, e.g. reward=normalized")
+        if self.reward == "normalized" and self.oracle_f1 is None and not isinstance(self.source, SyntheticSource):
+            raise UsageError(
+                f"reward=normalized needs the task's oracle F1, known only for synthetic sources; for source={self.source.name} "
+                "set oracle_f1 (e.g. the oracle column of python -m imbalance.calibrate), e.g. oracle_f1=0.85"
+            )
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from imbalance.config.schema import CsvSource, KaggleSource, SyntheticSource
 from imbalance.data.splits import Split, Splits
 
-__all__ = ["Split", "Splits", "check_source", "load_splits"]
+__all__ = ["Split", "Splits", "check_source", "describe_source", "load_splits"]
 
 
 def load_splits(source: SyntheticSource | KaggleSource | CsvSource, seed: int) -> Splits:
@@ -23,6 +23,16 @@ def load_splits(source: SyntheticSource | KaggleSource | CsvSource, seed: int) -
 
         return load_csv(source, seed)
     raise TypeError(f"no data source for {type(source).__name__}")
+
+
+def describe_source(source: SyntheticSource | KaggleSource | CsvSource) -> str | None:
+    """The data clause of the task prompt when the settings alone determine it (synthetic
+    sources); None when it depends on the file (then it is `load_splits(...).description`)."""
+    if isinstance(source, SyntheticSource):
+        from imbalance.data.synthetic import describe_synthetic
+
+        return describe_synthetic(source)
+    return None
 
 
 def check_source(source: SyntheticSource | KaggleSource | CsvSource) -> None:

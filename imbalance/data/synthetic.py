@@ -40,12 +40,17 @@ def load_synthetic(cfg: SyntheticSource, seed: int) -> Splits:
     order = rng.permutation(n)
     X, y = X[order], y[order]
     names = tuple(f"x{i}" for i in range(cfg.n_features))
-    description = (
+    return split_and_scale(
+        X, y, val_size=cfg.n_val, test_size=cfg.n_test, seed=seed, feature_names=names, description=describe_synthetic(cfg)
+    )
+
+
+def describe_synthetic(cfg: SyntheticSource) -> str:
+    """The task's data clause for prompts and the console: from the settings alone, so a
+    trainer can write the prompt of a task-set row without generating its data."""
+    return (
         f"synthetic Gaussian blobs: {cfg.n_features} features, class means 0 and {cfg.separation} on every axis, "
         f"identity covariance, minority fraction {cfg.minority_frac}"
-    )
-    return split_and_scale(
-        X, y, val_size=cfg.n_val, test_size=cfg.n_test, seed=seed, feature_names=names, description=description
     )
 
 
@@ -62,13 +67,13 @@ def bayes_optimal_f1(cfg: SyntheticSource) -> float:
     shift = cfg.separation * np.sqrt(cfg.n_features)
     pi = cfg.minority_frac
 
-    def neg_f1(t: float) -> float:
+    def neg_f1(t):  # a float or, for the coarse grid, an array of thresholds
         tp = pi * norm.sf(t - shift)
         fp = (1 - pi) * norm.sf(t)
         fn = pi * norm.cdf(t - shift)
         return -2 * tp / (2 * tp + fp + fn)
 
     grid = np.linspace(-5, shift + 5, 2001)
-    start = grid[int(np.argmin([neg_f1(t) for t in grid]))]
+    start = grid[int(np.argmin(neg_f1(grid)))]
     best = minimize_scalar(neg_f1, bounds=(start - 0.05, start + 0.05), method="bounded")
     return float(-best.fun)

@@ -13,7 +13,9 @@ Contract (Gymnasium-like, documented here because RL trainers drive it without H
   threshold) the model is re-initialised and trained `budget.retrain_epochs` epochs for free.
 - Invalid arguments, unknown tools and calls after submission return an error result, cost
   nothing and count as invalid.
-- `submit_answer` grades once: TEST F1 at the final threshold; reward 1.0 when it reaches tau.
+- `submit_answer` grades once: TEST F1 at the final threshold; it passes when it reaches tau.
+  The reward of that step is 1.0 on a pass (`reward="pass"`) or the normalized F1
+  (`reward="normalized"`, env/reward.py); the grade is the same in both modes.
   `terminated` is True from then on. `truncated` turns True when `budget.max_tool_calls` calls
   were made; the caller should then submit (`env.submit(auto=True)`).
 - Nothing returned before submission is computed from TEST rows: the constructor hands the test
@@ -35,6 +37,7 @@ from imbalance.config.schema import Budget, Config, LogregModel, MlpModel
 from imbalance.data.splits import Split, Splits
 from imbalance.env.metrics import best_threshold, pr_auc, prf
 from imbalance.env.results import EpisodeState, Grade, ToolResult
+from imbalance.env.reward import episode_reward, oracle_f1
 from imbalance.env.tools import FREE_TOOLS, PAID_TOOLS, TOOLS_BY_NAME, ToolArgumentError
 from imbalance.seeding import derive_seed, generator
 from imbalance.training.fit import fit, new_model, to_tensors
@@ -50,17 +53,26 @@ class _Grader:
         self._X, _ = to_tensors(test.X)
         self._y = test.y
         self._tau, self._max_steps = tau, max_steps
+        self._baseline_f1 = float("nan")
+
+    def record_baseline(self, model, threshold: float) -> None:
+        """Remember the reset model's TEST F1; nothing is returned, so nothing can leak."""
+        self._baseline_f1 = prf(self._y, model.predict_proba(self._X).numpy(), threshold)["f1"]
 
     def grade(self, model, threshold: float, steps_used: int) -> Grade:
         scores = prf(self._y, model.predict_proba(self._X).numpy(), threshold)
         passed = scores["f1"] >= self._tau and steps_used <= self._max_steps
-        return Grade(scores["f1"], scores["precision"], scores["recall"], threshold, steps_used, passed)
+        return Grade(scores["f1"], scores["precision"], scores["recall"], threshold, steps_used, passed, self._baseline_f1)
 
 
 class ImbalanceEnv:
-    def __init__(self, splits: Splits, *, model: LogregModel | MlpModel, budget: Budget, tau: float, seed: int = 0):
+    def __init__(self, splits: Splits, *, model: LogregModel | MlpModel, budget: Budget, tau: float, seed: int = 0,
+                 reward: str = "pass", oracle_f1: float | None = None):
         self.splits = splits
         self.model_cfg, self.budget, self.tau, self.seed = model, budget, float(tau), int(seed)
+        if reward == "normalized" and oracle_f1 is None:
+            raise ValueError("reward='normalized' needs oracle_f1")
+        self.reward_mode, self.oracle_f1 = reward, oracle_f1
         self._grader = _Grader(splits.test, self.tau, budget.max_steps)
         self._X_val, _ = to_tensors(splits.val.X)
         self._y_val = splits.val.y
@@ -71,7 +83,8 @@ class ImbalanceEnv:
     @classmethod
     def from_config(cls, config: Config, splits: Splits) -> ImbalanceEnv:
         """The environment a checked configuration describes, on its data."""
-        return cls(splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed)
+        return cls(splits, model=config.model, budget=config.budget, tau=config.tau, seed=config.seed,
+                   reward=config.reward, oracle_f1=oracle_f1(config) if config.reward == "normalized" else None)
 
     # ------------------------------------------------------------------ Gymnasium-like API
     def reset(self, *, seed: int | None = None) -> tuple[dict, dict]:
@@ -85,6 +98,9 @@ class ImbalanceEnv:
         self._train_X, self._train_y = self.splits.train.X, self.splits.train.y
         self._retrain()
         self._baseline_val_f1 = self._val["f1"]
+        started = time.perf_counter()
+        self._grader.record_baseline(self._model, self.state.setup.threshold)
+        self.timings["grading"] += time.perf_counter() - started
         self._ready = True
         return self._summary(), {"val": dict(self._val)}
 
@@ -94,7 +110,8 @@ class ImbalanceEnv:
         else:
             result = self.call(action.get("tool", ""), action.get("arguments"))
         terminated = self.done
-        reward = 1.0 if (self.state.grade and self.state.grade.passed and result.tool == "submit_answer" and not result.is_error) else 0.0
+        graded_now = self.state.grade is not None and result.tool == "submit_answer" and not result.is_error
+        reward = self.reward() if graded_now else 0.0
         info = {"charged": result.charged, "invalid": result.invalid, "paid": result.paid}
         if terminated and self.state.grade:
             info["grade"] = self.state.grade
@@ -131,6 +148,13 @@ class ImbalanceEnv:
             self._grade()
             self.state.auto_submitted = auto
         return self.state.grade  # type: ignore[return-value]
+
+    def reward(self) -> float:
+        """The episode's reward in the configured mode (0.0 before it is graded)."""
+        grade = self.state.grade
+        if grade is None:
+            return 0.0
+        return episode_reward(self.reward_mode, passed=grade.passed, test_f1=grade.test_f1, baseline_f1=grade.baseline_test_f1, oracle_f1=self.oracle_f1)
 
     @property
     def done(self) -> bool:

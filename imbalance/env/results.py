@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The rule that turns a final model into a grade (the TEST split drawn by splitting, F1 at the
+# final threshold, pass = F1 >= tau within the budget, the baseline F1). Bump it with any change
+# to that rule: runs tagged with different grader versions are not comparable.
+GRADER_VERSION = "1"
+
 
 @dataclass(frozen=True)
 class ToolResult:
@@ -32,6 +37,9 @@ class Grade:
     threshold: float
     steps_used: int
     passed: bool
+    # TEST F1 of the reset model at the starting threshold, the TEST counterpart of baseline_val_f1 (reward=normalized's zero);
+    # computed privately at reset, revealed only here, after submission.
+    baseline_test_f1: float = float("nan")
 
 
 @dataclass

@@ -161,6 +161,12 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 TOOLS_BY_NAME: dict[str, ToolSpec] = {spec.name: spec for spec in TOOLS}
+
+
+def openai_tools(specs: tuple[ToolSpec, ...] = TOOLS) -> list[dict]:
+    """The tools in the chat-completions format: what the OpenAI backend sends and what the
+    trajectory export writes as a line's `tools`."""
+    return [{"type": "function", "function": {"name": s.name, "description": s.description, "parameters": s.json_schema()}} for s in specs]
 PAID_TOOLS: tuple[str, ...] = tuple(spec.name for spec in TOOLS if spec.paid)
 FREE_TOOLS: tuple[str, ...] = tuple(spec.name for spec in TOOLS if not spec.paid)
 

@@ -45,7 +45,7 @@ class EpisodeConsole:
             cost = "free"
         log.info("%4d  %-36s %-9s %7.4f %7.4f  %s", record["index"], call, cost, metrics["val_f1"], metrics["threshold"], _effect(record))
 
-    def footer(self, result, tau: float, run_hint: str | None) -> None:
+    def footer(self, result, tau: float, run_hint: str | None, normalized_reward: float | None = None) -> None:
         if self.mode == "silent":
             return
         p = self.prefix
@@ -58,6 +58,8 @@ class EpisodeConsole:
             relation = ">=" if g.test_f1 >= tau else "<"
             how = "" if result.termination_reason == "submitted" else f" [{result.termination_reason}{': ' + result.limit if result.limit else ''}]"
             log.info("%sTEST F1 %.4f %s tau %.4g: %s%s (%s)", p, g.test_f1, relation, tau, verdict, how, extra)
+            if normalized_reward is not None and self.mode == "full":
+                log.info("reward %.4f (normalized: baseline TEST F1 %.4f is 0, the oracle's 1)", normalized_reward, g.baseline_test_f1)
         if run_hint and self.mode == "full":
             log.info(run_hint)
 

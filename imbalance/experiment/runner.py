@@ -9,10 +9,13 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import imbalance
 from imbalance.config.schema import Config
+from imbalance.env.results import GRADER_VERSION
+from imbalance.env.reward import config_reward
 from imbalance.experiment.build import build_episode, precheck
 from imbalance.experiment.console import EpisodeConsole
 from imbalance.experiment.episode import EpisodeResult, play
@@ -31,6 +34,19 @@ def default_choices(config: Config, runtime: Mapping[str, Any] | None = None) ->
     choices = {"source": config.source.name, "model": config.model.name, "agent": config.agent.name, "budget": "default"}
     choices.update({k: str(v) for k, v in (runtime or {}).items() if k in choices and v is not None})
     return choices
+
+
+def episode_config(config: Config, overrides: Sequence[str], runtime_choices: Mapping[str, Any] | None) -> tuple[Config, dict[str, str]]:
+    """A Hydra job's configuration and group options, with its `task_id`'s row applied
+    (task_id=v1-eval-0003 plays that row's seed, data, tau and budget). `overrides` are the
+    job's own: one that contradicts the row is refused."""
+    from imbalance.tasks import apply_task, task_row
+
+    config = apply_task(config, explicit=list(overrides))
+    choices = default_choices(config, runtime_choices)
+    if config.task_id is not None:
+        choices["source"] = task_row(config.task_id)["source"]
+    return config, choices
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -59,6 +75,9 @@ def run_episode(config: Config, choices: dict[str, str] | None = None, *, parent
 
     `pool` serves the environment from worker processes; `console` is the account's mode
     (full, summary, silent); `cancel` stops the episode at its next tool call, as Ctrl-C does."""
+    from imbalance.tasks import check_plays_its_task
+
+    check_plays_its_task(config)  # a run tagged task_id=X plays X's row
     tracking_uri = precheck(config)
     if config.resume:
         done = _already_finished(config, dataclasses.asdict(config), tracking_uri, parent_run_id)
@@ -101,7 +120,7 @@ class EpisodeRecorder:
         c = self.config
         self.console.header(
             f"episode: agent={self.choices['agent']} source={self.choices['source']} model={self.choices['model']} seed={c.seed} "
-            f"tau={c.tau} max_steps={c.budget.max_steps}",
+            f"tau={c.tau} max_steps={c.budget.max_steps}" + (f" task_id={c.task_id}" if c.task_id else ""),
             description,
         )
 
@@ -119,9 +138,11 @@ class EpisodeRecorder:
 
     def finish(self, result: EpisodeResult, env: Any, data_seconds: float) -> dict[str, Any]:
         self._forget()
-        self.run.finish(**_final_record(result, env, data_seconds, self.resolved))
+        reward = config_reward(self.config, result.grade) if result.grade is not None else None
+        self.run.finish(**_final_record(result, env, data_seconds, self.resolved, reward))
         url = _run_url(self.run)
-        self.console.footer(result, self.config.tau, _run_hint(self.run, self.config, url))
+        normalized = reward if self.config.reward == "normalized" else None
+        self.console.footer(result, self.config.tau, _run_hint(self.run, self.config, url), normalized_reward=normalized)
         return {
             "test_f1": result.grade.test_f1 if result.grade else None,
             "passed": result.passed if result.grade else None,
@@ -147,6 +168,15 @@ ACTIVE_RUNS: dict[str, Any] = {}
 _ACTIVE_LOCK = threading.Lock()
 
 
+def version_tags(config: Config) -> dict[str, str]:
+    """What a result is comparable with: the package, the grading rule and, for an episode
+    of the task set, its row."""
+    tags = {"imbalance.version": imbalance.__version__, "grader_version": GRADER_VERSION}
+    if config.task_id is not None:
+        tags["task_id"] = config.task_id
+    return tags
+
+
 def _no_run():
     from imbalance.tracking.episode_run import NoRun
 
@@ -162,7 +192,7 @@ def _start_run(config: Config, choices: dict[str, str], resolved: dict, uri: str
     config_hash, task_hash = config_hashes(resolved)
     tags = {
         "agent": choices["agent"], "source": choices["source"], "model": choices["model"],
-        "config_hash": config_hash, "task_hash": task_hash, **owner_tags(),
+        "config_hash": config_hash, "task_hash": task_hash, **owner_tags(), **version_tags(config),
     }
     if config.rerun_of:
         tags["rerun_of"] = config.rerun_of
@@ -171,7 +201,7 @@ def _start_run(config: Config, choices: dict[str, str], resolved: dict, uri: str
     return run
 
 
-def _final_record(result: EpisodeResult, env: Any, data_seconds: float, resolved: dict) -> dict[str, Any]:
+def _final_record(result: EpisodeResult, env: Any, data_seconds: float, resolved: dict, reward: float | None) -> dict[str, Any]:
     """What the finished run holds: the final metrics, the tags and the artifacts."""
     from imbalance.tracking.store import masked
 
@@ -190,8 +220,16 @@ def _final_record(result: EpisodeResult, env: Any, data_seconds: float, resolved
             test_precision=result.grade.test_precision,
             test_recall=result.grade.test_recall,
             passed=float(result.grade.passed),
+            baseline_test_f1=result.grade.baseline_test_f1,
+            reward=reward,  # in the configured mode (param `reward`); the grade is the same in both
         )
-    tags = {"termination_reason": result.termination_reason, "paid_actions": json.dumps(env.state.paid_actions)}
+    tags = {
+        "termination_reason": result.termination_reason,
+        "paid_actions": json.dumps(env.state.paid_actions),
+        # The prompt's data clause: the trajectory export writes a scripted agent's calls under
+        # the prompt an LLM would have had, without loading the data again.
+        "source_description": env.description[:5000],
+    }
     if result.limit:
         tags["limit"] = result.limit
     if result.error_message:

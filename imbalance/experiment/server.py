@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field
 from imbalance.agents.base import EpisodeLimit
 from imbalance.agents.llm.prompt import TaskBrief, task_prompt
 from imbalance.config.schema import ServeConfig
+from imbalance.env.reward import config_reward
 from imbalance.env.tools import TOOLS
 from imbalance.experiment.build import build_episode
 from imbalance.experiment.episode import RecordingToolbox, conclude
@@ -174,7 +175,7 @@ class _Episode:
         grade = self.result.grade
         info.update(test_f1=grade.test_f1, passed=grade.passed, tau=self.recorder.config.tau,
                     termination_reason=self.result.termination_reason, run_id=summary["run_id"])
-        return ToolObservation(output=output, info=info, reward=1.0 if grade.passed else 0.0, done=True)
+        return ToolObservation(output=output, info=info, reward=config_reward(self.recorder.config, grade), done=True)
 
     def abort(self, why: str) -> None:
         try:

@@ -178,6 +178,7 @@ def check_every_job(config: Any) -> int | None:
     from imbalance.config.registry import GROUP_SCHEMAS
     from imbalance.experiment import hydra_private
     from imbalance.experiment.build import precheck
+    from imbalance.tasks import apply_task
 
     if "basic" not in str(config.hydra.sweeper.get("_target_", "")).lower():
         return None
@@ -209,6 +210,8 @@ def check_every_job(config: Any) -> int | None:
             except OmegaConfBaseException as exc:
                 raise UsageError(f"{key}={value}: {str(exc).splitlines()[0]}") from None
             checked.append(to_objects(job))
+    # A task_id plays its task-set row: an unknown id or an override contradicting it stops here.
+    checked = [apply_task(job_config, explicit=list(config.hydra.overrides.task)) for job_config in checked]
     seen: set[str] = set()
     for job_config in checked:  # the key, the data file, the store: once per distinct setting
         key = repr((job_config.agent, job_config.source, job_config.mlflow))

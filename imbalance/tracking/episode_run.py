@@ -1,7 +1,9 @@
 """One MLflow run per episode, logged in batches (one SQLite write costs ~10 ms).
 
 Per-call metrics are buffered and written with log_batch at most every FLUSH_SECONDS, so a
-long LLM episode shows live progress in the UI while an offline one costs a few writes.
+long LLM episode shows live progress in the UI while an offline one costs a few writes. Many
+episodes in one process (`many_episodes()`) share one SQLite writer, so there each run
+flushes less often and its traces are exported once at the end.
 `NoRun` has the same methods and records nothing (mlflow.enabled=false), so the runner
 never asks whether it is tracking.
 """
@@ -17,12 +19,29 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 FLUSH_SECONDS = 2.0
+MANY_EPISODES_FLUSH_SECONDS = 30.0  # 64 episodes flushing every 2 s queue behind one writer
+_flush_seconds = [FLUSH_SECONDS]
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch
 log = logging.getLogger("imbalance")
 # SQLite takes one writer at a time. Episodes in threads of one process (the concurrent launcher,
 # the server) write one after the other here rather than queue inside MLflow's connection pool,
 # which gives up after 30 s with 15 connections taken.
 _SQLITE_WRITES = threading.Lock()
+
+
+@contextmanager
+def many_episodes() -> Iterator[None]:
+    """For many episodes in threads of one process (the concurrent launcher, the server):
+    per-call metrics are written every MANY_EPISODES_FLUSH_SECONDS instead of every
+    FLUSH_SECONDS, and traces are exported once when the block ends."""
+    from imbalance.tracking.tracing import one_flush_at_the_end
+
+    _flush_seconds.append(MANY_EPISODES_FLUSH_SECONDS)
+    try:
+        with one_flush_at_the_end():
+            yield
+    finally:
+        _flush_seconds.pop()
 
 
 def _writes_lock(tracking_uri: str) -> Any:
@@ -106,7 +125,7 @@ class EpisodeRun:
 
         now = int(time.time() * 1000)
         self._pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+        if time.monotonic() - self._last_flush >= _flush_seconds[-1]:
             self._flush()
 
     @contextmanager
@@ -133,20 +152,33 @@ class EpisodeRun:
             self.client.log_batch(self.run_id, metrics=chunk)
         self._last_flush = time.monotonic()
 
-    @_timed
     def finish(self, *, metrics: dict[str, float], tags: dict[str, str], artifacts: dict[str, Any], status: str = "FINISHED") -> None:
-        """Artifacts first, then metrics and tags, then the status: a FINISHED run is complete."""
+        """Artifacts first, then metrics and tags, then the status: a FINISHED run is complete.
+        Artifacts are files, not store writes: they are written outside the writes lock."""
+        started = time.perf_counter()
+        try:
+            for name, content in artifacts.items():
+                text = content if isinstance(content, str) else json.dumps(content, indent=1, default=str)
+                self.client.log_text(self.run_id, text, name)
+        finally:
+            self.seconds += time.perf_counter() - started
+        self._finish_in_store(metrics, tags, status)
+
+    @_timed
+    def _finish_in_store(self, metrics: dict[str, float], tags: dict[str, str], status: str) -> None:
         from mlflow.entities import Metric, RunTag
 
-        for name, content in artifacts.items():
-            if isinstance(content, str):
-                self.client.log_text(self.run_id, content, name)
-            else:
-                self.client.log_text(self.run_id, json.dumps(content, indent=1, default=str), name)
         now = int(time.time() * 1000)
         self._pending += [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        tag_list = [RunTag(k, str(v)) for k, v in tags.items()]
+        # One write for the last metrics and the tags (log_batch takes 1000 entries, 100 of them tags).
+        first_tags = tag_list[:100]
+        room = MAX_BATCH - len(first_tags)
+        first, self._pending = self._pending[:room], self._pending[room:]
+        self.client.log_batch(self.run_id, metrics=first, tags=first_tags)
+        for i in range(100, len(tag_list), 100):
+            self.client.log_batch(self.run_id, tags=tag_list[i : i + 100])
         self._flush()
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(self.run_id, status=status)
 
     def abort(self, exc: BaseException, message: str | None = None) -> None:

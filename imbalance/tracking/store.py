@@ -105,8 +105,13 @@ def ui_base(tracking_uri: str) -> str:
     return UI_ADDRESS
 
 
+# MLflow 3's UI starts in its GenAI mode (trace charts) whatever the experiment's kind tag says;
+# this parameter opens the page in "Model training" mode, where runs, params and metrics are.
+UI_MODE = "?workflowType=machine_learning"
+
+
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}{UI_MODE}"
 
 
 def ui_command(tracking_uri: str) -> str:

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from imbalance.agents.base import AgentFailure
-from imbalance.agents.llm.backend import MalformedReply, Reply, ToolCall, Usage, api_failure
+from imbalance.agents.llm.backend import MalformedReply, Reply, ToolCall, Usage, api_failure, shared_http_client
 from imbalance.env.tools import ToolSpec
 
 CACHE = {"type": "ephemeral"}
@@ -27,7 +27,8 @@ class AnthropicBackend:
         import anthropic
 
         self._sdk = anthropic
-        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s)
+        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s,
+                                          http_client=shared_http_client(anthropic))
         self.model, self.max_tokens, self.max_retries = model, max_tokens, max_retries
         self.sampling = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
         self.caching = prompt_caching

@@ -7,6 +7,7 @@ reply into `Reply`. API failures that outlive the SDK's retries become `AgentFai
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +50,21 @@ class Reply:
 class MalformedReply(Exception):
     """A 200 response that is not a usable message (an error body, malformed JSON, wrong type).
     The SDKs do not retry these; the conversation runner does."""
+
+
+_HTTP_CLIENTS: dict[str, Any] = {}
+_HTTP_CLIENTS_LOCK = threading.Lock()
+
+
+def shared_http_client(sdk: Any) -> Any:
+    """One HTTP client per SDK and process, shared by every episode's SDK client. Each new
+    client builds an SSL context (about 0.1 s of CPU under the GIL): 64 episodes in one
+    process would spend seconds on that alone. An httpx client is safe to share between
+    threads; timeouts and retries stay per SDK client (the SDK sets them on each request)."""
+    with _HTTP_CLIENTS_LOCK:
+        if sdk.__name__ not in _HTTP_CLIENTS:
+            _HTTP_CLIENTS[sdk.__name__] = sdk.DefaultHttpxClient()
+        return _HTTP_CLIENTS[sdk.__name__]
 
 
 def api_failure(api: str, exc: Exception, max_retries: int) -> str:

@@ -20,6 +20,10 @@ from imbalance.agents.llm.backend import ChatBackend, MalformedReply, Reply, Usa
 from imbalance.agents.llm.prompt import SYSTEM_PROMPT, TaskBrief, budget_reminder, task_prompt
 
 MAX_RESULT_CHARS = 4000  # longer tool output is cut, with a marker, before it reaches the model
+# The answer to a call made after the episode ended (a call after submit_answer in the same
+# turn): this runner stops before such calls; integrations and exports that must answer
+# every call use this text.
+NOT_EXECUTED = "not executed: the episode is over (the answer was submitted)"
 MALFORMED_BACKOFF_S = 0.5
 
 
@@ -74,7 +78,7 @@ class LLMAgent:
                 if self.submit_after_sweep and call.name == "sweep_thresholds" and not result.is_error:
                     return  # the runner submits (auto_submitted): the agent did not choose to
 
-                results.append((call, _content(result.output), result.is_error))
+                results.append((call, result_content(result.output), result.is_error))
             self.backend.add_results(results, budget_reminder(self.brief.max_steps, steps_used))
         raise EpisodeLimit("conv_steps", f"{self.limits.conv_steps} assistant turns used")
 
@@ -131,7 +135,9 @@ class LLMAgent:
         return json.loads(text.replace(self._secret, "[REDACTED]"))
 
 
-def _content(output: dict) -> str:
+def result_content(output: dict) -> str:
+    """A tool result as the model reads it: JSON, cut after MAX_RESULT_CHARS with a marker.
+    The trainer integrations and the trajectory export write results the same way."""
     text = json.dumps(output, default=str)
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + f"...<truncated {len(text) - MAX_RESULT_CHARS} chars>"

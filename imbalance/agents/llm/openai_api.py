@@ -21,8 +21,17 @@ import logging
 import re
 
 from imbalance.agents.base import AgentFailure
-from imbalance.agents.llm.backend import MalformedReply, Reply, ToolCall, Usage, api_failure
-from imbalance.env.tools import ToolSpec
+from imbalance.agents.llm.backend import MalformedReply, Reply, ToolCall, Usage, api_failure, shared_http_client
+from imbalance.env.tools import ToolSpec, openai_tools
+
+ERROR_PREFIX = "ERROR: "
+
+
+def tool_message(content: str, is_error: bool) -> str:
+    """A tool message's content: an error result is marked, since the chat-completions format
+    has no error flag (Anthropic's has `is_error`). Shared with the trainer integrations and
+    the trajectory export, so every OpenAI-style conversation reads alike."""
+    return ERROR_PREFIX + content if is_error else content
 
 log = logging.getLogger("imbalance")
 REFUSED_SETTING = re.compile(r"Unsupported (?:parameter|value): '(temperature|top_p|seed)'")
@@ -37,7 +46,8 @@ class OpenAIBackend:
         import openai
 
         self._sdk = openai
-        self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s)
+        self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s,
+                                    http_client=shared_http_client(openai))
         self.model, self.max_tokens, self.max_retries = model, max_tokens, max_retries
         self.sampling = {k: v for k, v in (("temperature", temperature), ("top_p", top_p), ("seed", seed)) if v is not None}
         self.tool_choice = tool_choice
@@ -47,9 +57,7 @@ class OpenAIBackend:
         self.messages: list[dict] = []
 
     def begin(self, system: str, user: str, specs: tuple[ToolSpec, ...]) -> dict:
-        self.tools = [
-            {"type": "function", "function": {"name": s.name, "description": s.description, "parameters": s.json_schema()}} for s in specs
-        ]
+        self.tools = openai_tools(specs)
         self.messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         return {k: v for k, v in self._request().items() if k != "messages"}
 
@@ -134,7 +142,7 @@ class OpenAIBackend:
 
     def add_results(self, results: list[tuple[ToolCall, str, bool]], reminder: str) -> None:
         for call, content, is_error in results:
-            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": f"ERROR: {content}" if is_error else content})
+            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": tool_message(content, is_error)})
         self.add_user(reminder)
 
     def add_user(self, text: str) -> None:

@@ -7,7 +7,9 @@
 - ```text blocks: a line `$ command` runs too, and every line shown below it (up to the next
   `$` line; lines with `...` are elided output) must appear in what it prints.
 - ```bash cluster blocks need a cluster: their overrides must compose (launcher included).
-- ```python blocks run as a script in the same folder, after the commands above them.
+- ```python blocks run as a script in the same folder, after the commands above them; those of
+  the trainer snippets (README.md, docs/trainers.md) need a model, a trainer or a server in
+  their place and run in test_trainer_snippets.py instead.
 - The README's set-up commands are what .ci/run runs.
 
 So the tests stay minutes, not hours, SPEEDUPS shrink sweeps, seeds and data (each rewrite is
@@ -30,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_llm import FakeLLM, reply
-from tests.helpers import ROOT, cli_env, free_port
+from tests.helpers import ROOT, TRAINER_DOCS, cli_env, free_port
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SETUP_PREFIXES = ("python3 -m venv", ".venv/bin/python -m pytest", "pip ", ".venv/bin/pip")
@@ -95,7 +97,9 @@ def commands() -> list[Command]:
 
 
 COMMANDS = commands()
-RUNNABLE = [c for c in COMMANDS if c.block != "bash cluster" and not c.text.startswith(SETUP_PREFIXES)]
+TRAINER_SNIPPETS = {doc.name for doc in TRAINER_DOCS}
+RUNNABLE = [c for c in COMMANDS if c.block != "bash cluster" and not c.text.startswith(SETUP_PREFIXES)
+            and not (c.block == "python" and c.doc in TRAINER_SNIPPETS)]
 
 
 def test_the_docs_hold_commands_of_every_kind():

@@ -68,6 +68,10 @@ class ImbalanceVerifiersEnv(vf.StatefulToolEnv):
     async def env_response(self, messages: vf.Messages, state: vf.State, **kwargs: Any) -> vf.Messages:
         episode: TaskEpisode = state["episode"]
         replies: list = []
+        if messages[-1].tool_calls and messages[-1].content is None:
+            # verifiers sends the turn back as the model gave it; llama.cpp's server (and others
+            # built on its chat templates) refuse an assistant message whose content is null.
+            messages[-1].content = ""
         for call in messages[-1].tool_calls or []:
             if episode.over:
                 replies.append(ToolMessage(role="tool", content=NOT_EXECUTED, tool_call_id=call.id))

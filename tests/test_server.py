@@ -134,7 +134,7 @@ def test_one_session_over_the_limit_is_refused_at_once_and_an_idle_one_is_closed
         b.step({"tool": "train", "arguments": {"epochs": 1}})
         started = time.monotonic()
         # What the server says to session 3, read off the socket: openenv-core's client, with
-        # the websockets<17 that openai-agents pins, sends its reset into the already closed
+        # the websockets<17 that verifiers (via openai-agents) pins, sends its reset into the already closed
         # connection and shows only "received 1000 (OK)", never the refusal it was sent.
         from websockets.sync.client import connect
 

@@ -19,9 +19,10 @@ from tests.helpers import run_cli
 # 60/20/20 split leaves 284 frauds in train and 94 in validation whatever the seed.
 ROWS_AFTER_DEDUP = 283_726
 TRAIN, TRAIN_POS, VAL, VAL_POS = 170_236, 284, 56_745, 94
-# The heuristic's TEST F1 on seeds 0-1 (docs/calibration.md has the figures): a policy or
-# training regression falls below the band; a figure above it would mean a leak.
-F1_BAND = (0.75, 0.95)
+# The heuristic's TEST F1 on seeds 0-1 is 0.791 and 0.754 (docs/calibration.md has seeds 0-4;
+# one test fraud more or less moves F1 by about 0.01): a policy or training regression falls
+# below the band; a figure above it would mean a leak.
+F1_BAND = (0.70, 0.95)
 
 
 @pytest.fixture(scope="session")

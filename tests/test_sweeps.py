@@ -165,3 +165,19 @@ def test_history_reads_earlier_paid_action_sets_from_mlflow(tmp_path):
     assert {json.dumps(h) for h in history} == expected
     assert paid_action_history(local_uri(tmp_path), "imbalance", parent_run_id="nope") == []
     assert paid_action_history(local_uri(tmp_path), "no-such-experiment") == []
+
+
+def test_settings_added_later_leave_earlier_runs_hashes_alone_and_reward_is_not_a_task():
+    import dataclasses
+
+    from imbalance.experiment.runner import ADDED_LATER, config_hashes
+    from tests.helpers import compose_config
+
+    resolved = dataclasses.asdict(compose_config([]))
+    before = {k: v for k, v in resolved.items() if k not in ADDED_LATER}  # a run made before these settings existed
+    assert config_hashes(resolved) == config_hashes(before)  # resume finds it, pass@k groups with it
+    config_hash, task_hash = config_hashes({**resolved, "reward": "normalized"})
+    assert config_hash != config_hashes(resolved)[0] and task_hash == config_hashes(resolved)[1]
+    config_hash, task_hash = config_hashes({**resolved, "task_id": "v1-eval-0003"})
+    assert config_hash != config_hashes(resolved)[0] and task_hash != config_hashes(resolved)[1]
+    assert config_hashes({**resolved, "trial": 1})[1] == config_hashes(resolved)[1]

@@ -147,9 +147,9 @@ class EpisodeRun:
             tracer.flush()
 
     def _flush(self) -> None:
-        while self._pending:
-            chunk, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            self.client.log_batch(self.run_id, metrics=chunk)
+        while self._pending:  # a metric leaves the buffer once written: a failed write keeps it for abort()
+            self.client.log_batch(self.run_id, metrics=self._pending[:MAX_BATCH])
+            self._pending = self._pending[MAX_BATCH:]
         self._last_flush = time.monotonic()
 
     def finish(self, *, metrics: dict[str, float], tags: dict[str, str], artifacts: dict[str, Any], status: str = "FINISHED") -> None:
@@ -174,8 +174,8 @@ class EpisodeRun:
         # One write for the last metrics and the tags (log_batch takes 1000 entries, 100 of them tags).
         first_tags = tag_list[:100]
         room = MAX_BATCH - len(first_tags)
-        first, self._pending = self._pending[:room], self._pending[room:]
-        self.client.log_batch(self.run_id, metrics=first, tags=first_tags)
+        self.client.log_batch(self.run_id, metrics=self._pending[:room], tags=first_tags)
+        self._pending = self._pending[room:]
         for i in range(100, len(tag_list), 100):
             self.client.log_batch(self.run_id, tags=tag_list[i : i + 100])
         self._flush()

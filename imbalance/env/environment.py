@@ -158,11 +158,11 @@ class ImbalanceEnv:
 
     @property
     def done(self) -> bool:
-        return self.state.grade is not None
+        return self.state.done
 
     @property
     def truncated(self) -> bool:
-        return not self.done and self.state.tool_calls >= self.budget.max_tool_calls
+        return self.state.truncated(self.budget.max_tool_calls)
 
     @property
     def description(self) -> str:

@@ -61,3 +61,11 @@ class EpisodeState:
     paid_actions: list[dict] = field(default_factory=list)
     grade: Grade | None = None
     auto_submitted: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.grade is not None
+
+    def truncated(self, max_tool_calls: int) -> bool:
+        """The call limit is reached before a submission: the caller should submit."""
+        return not self.done and self.tool_calls >= max_tool_calls

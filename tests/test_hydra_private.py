@@ -32,3 +32,64 @@ def test_a_job_composes_without_its_hydra_node(hydra_app):
 def test_sweep_elements_convert_to_plain_values(hydra_app):
     (override,) = hydra_private.parse_overrides(["tau=0.5,0.75"])
     assert [hydra_private.convert_value(v) for v in override.sweep_iterator()] == [0.5, 0.75]
+
+
+class CountingLoader:
+    """Hydra's own loader, counting the jobs it composes."""
+
+    def __init__(self, loader):
+        self.loader, self.composed = loader, 0
+
+    def load_sweep_config(self, master, overrides):
+        self.composed += 1
+        return self.loader.load_sweep_config(master, overrides)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+def _sweep_jobs(master, jobs):
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    hydra_loader = GlobalHydra.instance().config_loader()
+    counting = CountingLoader(hydra_loader)
+    composer = hydra_private.SweepComposer(counting)
+    derived = [composer.load_sweep_config(master, job) for job in jobs]
+    expected = [hydra_loader.load_sweep_config(master, job) for job in jobs]
+    for mine, hydras in zip(derived, expected):
+        assert OmegaConf.to_container(mine, resolve=False) == OmegaConf.to_container(hydras, resolve=False)
+        assert OmegaConf.is_struct(mine) == OmegaConf.is_struct(hydras) and OmegaConf.is_readonly(mine.hydra) == OmegaConf.is_readonly(hydras.hydra)
+    return derived, counting.composed
+
+
+def test_jobs_that_differ_in_values_are_derived_from_one_composed_job_and_equal_hydras(hydra_app):
+    master = compose(["seed=0"], hydra=True)
+    jobs = [["agent=random", f"seed={s}", f"tau={t}", f"source.n_train={n}", "agent.name=random"]
+            for s, t, n in [(0, 0.5, 2000), (7, 0.75, 2000), (8, 0.5, 3000), (9, "'0.6'", 1000)]]
+    derived, composed = _sweep_jobs(master, jobs)
+    assert composed == 1  # the first job; the others are copies with their values
+    assert [j.seed for j in derived] == [0, 7, 8, 9] and derived[3].tau == 0.6 and derived[2].source.n_train == 3000
+    assert derived[1].hydra.overrides.task == jobs[1] and "seed=7" in derived[1].hydra.job.override_dirname
+
+
+def test_group_options_additions_and_hydra_keys_are_composed_by_hydra(hydra_app):
+    master = compose(["seed=0"], hydra=True)
+    jobs = [["model=logreg", "seed=0"], ["model=mlp", "seed=0"], ["model=mlp", "+extra=1"], ["model=mlp", "hydra.job.name=x"]]
+    derived, composed = _sweep_jobs(master, jobs)
+    assert composed == len(jobs) and derived[1].model.name == "mlp" and derived[2].extra == 1
+
+
+def test_a_bad_value_fails_as_it_does_in_hydra(hydra_app):
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
+
+    master = compose(["seed=0"], hydra=True)
+    loader = GlobalHydra.instance().config_loader()
+    composer = hydra_private.SweepComposer(loader)
+    composer.load_sweep_config(master, ["seed=0"])
+    with pytest.raises(ConfigCompositionException) as derived:
+        composer.load_sweep_config(master, ["seed=abc"])
+    with pytest.raises(ConfigCompositionException) as composed:
+        loader.load_sweep_config(master, ["seed=abc"])
+    assert str(derived.value) == str(composed.value)

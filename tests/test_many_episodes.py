@@ -1,5 +1,6 @@
 """What keeps many episodes in one process cheap (the concurrent launcher, the server): each
-job composed once, fewer store writes per run, one HTTP client per SDK. The launcher and the
+job composed once (jobs that differ in values derived from one: test_hydra_private.py), the
+workers started while Hydra composes, fewer store writes per run, one HTTP client per SDK. The launcher and the
 server themselves are exercised end to end in test_concurrent.py and test_server.py."""
 
 from __future__ import annotations
@@ -36,6 +37,23 @@ def test_the_launcher_takes_the_jobs_the_sweeper_composed_to_validate_them():
     assert loader.calls == [("seed=0",), ("seed=1",)]  # composed once each
     assert once.take(None, ["seed=0"])["n"] == 3  # taken already (or never validated): composed afresh
     assert once.get_sources() == ["conf"]
+
+
+def test_a_pool_started_for_a_sweep_that_never_launched_leaves_no_worker_behind():
+    """The launcher starts its workers before the jobs are composed; if the sweep stops there,
+    the workers must not go on importing torch (seconds of CPU) after the process has exited."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from imbalance.experiment.sessions import SessionPool; "
+            "print(*(w.process.pid for w in SessionPool(2, wait=False)._workers), flush=True)")
+    # The workers share the child's stdout: read its line and wait for the child, not for the pipe.
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in child.stdout.readline().split()]
+    assert child.wait(timeout=60) == 0 and len(pids) == 2
+    alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
+    assert not alive, f"workers {alive} outlived the process that started them"
 
 
 def written_steps(tmp_path, inside: bool) -> tuple[list[int], list[int]]:

@@ -17,6 +17,7 @@ class ConcurrentLauncher(Launcher):
             raise UsageError(f"hydra.launcher.max_concurrency and hydra.launcher.cpu_workers must be at least 1; got {max_concurrency} and {cpu_workers}")
         self.max_concurrency, self.cpu_workers = max_concurrency, cpu_workers
         self.config = self.hydra_context = self.task_function = None
+        self._pool: Any = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         from imbalance.experiment.concurrent import ComposedOnce
@@ -26,6 +27,18 @@ class ConcurrentLauncher(Launcher):
         if not isinstance(hydra_context.config_loader, ComposedOnce):
             hydra_context.config_loader = ComposedOnce(hydra_context.config_loader)
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        # The workers import torch (several seconds) while the sweeper composes the jobs.
+        self._pool = self._new_pool(wait=False)
+
+    def take_pool(self) -> Any:
+        """The pool started in setup for the first batch; a new one for each later batch."""
+        pool, self._pool = self._pool, None
+        return pool if pool is not None else self._new_pool(wait=True)
+
+    def _new_pool(self, *, wait: bool) -> Any:
+        from imbalance.experiment.sessions import SessionPool
+
+        return SessionPool(self.cpu_workers, wait=wait)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[Any]:
         from imbalance.experiment.concurrent import launch

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import queue
 import threading
 import time
@@ -36,7 +35,6 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     from hydra.core.utils import configure_log, setup_globals
 
     from imbalance.config.checks import to_objects
-    from imbalance.experiment.sessions import SessionPool
 
     setup_globals()
     config, context = launcher.config, launcher.hydra_context
@@ -44,18 +42,20 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     sweep_dir.mkdir(parents=True, exist_ok=True)
     jobs = [_compose(context, config, list(overrides), initial_job_idx + i, sweep_dir) for i, overrides in enumerate(job_overrides)]
     if not jobs:
+        launcher.take_pool().close()
         return []
     configure_log(jobs[0].hydra.job_logging, jobs[0].hydra.verbose)
     tracked = bool(jobs[0].mlflow.enabled)
-    workers = launcher.cpu_workers or os.cpu_count() or 1
-    log.info("launching %d episodes, %d at a time; training, SMOTE and evaluation on %d worker process(es)", len(jobs), launcher.max_concurrency, workers)
+    pool = launcher.take_pool()
+    log.info("launching %d episodes, %d at a time; training, SMOTE and evaluation on %d worker process(es)", len(jobs), launcher.max_concurrency, pool.workers)
 
     from imbalance.experiment.build import warm_up
     from imbalance.tracking.episode_run import many_episodes
 
-    for kind in {repr((j.agent, j.mlflow.enabled)): j for j in jobs}.values():
-        warm_up(to_objects(_without_hydra(kind)))
-    with SessionPool(workers) as pool, many_episodes():
+    with pool, many_episodes():
+        for kind in {repr((j.agent, j.mlflow.enabled)): j for j in jobs}.values():
+            warm_up(to_objects(_without_hydra(kind)))
+        pool.ready()
         return _run_all(launcher, jobs, pool, tracked)
 
 
@@ -122,23 +122,28 @@ def _run_all(launcher: Any, jobs: list[DictConfig], pool: Any, tracked: bool) ->
 
 
 class ComposedOnce:
-    """A config loader that keeps what it composes until the launcher takes it. Hydra's basic
-    sweeper composes every job of a batch to validate it, then hands the batch to the launcher,
-    which would compose each job again: about 0.2 s a job, half a minute for 64 jobs before
-    the first episode starts. Anything else is the wrapped loader's."""
+    """A config loader that composes a sweep's jobs cheaply and keeps them until the launcher
+    takes them. Hydra's basic sweeper composes every job of a batch to validate it, then hands
+    the batch to the launcher, which would compose each job again; and each composition costs
+    about 0.2 s, so 64 jobs took half a minute before the first episode started. Jobs that
+    differ only in values are derived from one composed job (`SweepComposer`). Anything else
+    is the wrapped loader's."""
 
     def __init__(self, loader: Any):
+        from imbalance.experiment.hydra_private import SweepComposer
+
         self._loader = loader
+        self._composer = SweepComposer(loader)
         self._kept: dict[tuple[str, ...], DictConfig] = {}
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        job = self._loader.load_sweep_config(master_config, sweep_overrides)
+        job = self._composer.load_sweep_config(master_config, sweep_overrides)
         self._kept[tuple(sweep_overrides)] = job
         return job
 
     def take(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         kept = self._kept.pop(tuple(sweep_overrides), None)
-        return kept if kept is not None else self._loader.load_sweep_config(master_config, sweep_overrides)
+        return kept if kept is not None else self._composer.load_sweep_config(master_config, sweep_overrides)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)

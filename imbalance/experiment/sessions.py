@@ -19,6 +19,7 @@ child, and multiprocessing's `spawn` would re-run the caller's main script in ev
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import queue
@@ -92,13 +93,23 @@ class _Worker:
 class SessionPool:
     """`workers` processes serving environment sessions; `open(config)` starts one."""
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, *, wait: bool = True):
+        """`wait=False` returns at once, the workers still importing torch (several seconds):
+        the concurrent launcher starts them while Hydra composes the sweep's jobs."""
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._workers = [_Worker(i) for i in range(self.workers)]
         self._ids = itertools.count()
         self._lock = threading.Lock()
-        for worker in self._workers:  # wait until each has imported torch and the environment
-            worker.submit("ping").result()
+        self._closed = False
+        self._started = [worker.submit("ping") for worker in self._workers]
+        atexit.register(self.close)  # a pool started for a sweep that never launched
+        if wait:
+            self.ready()
+
+    def ready(self) -> None:
+        """Wait until every worker has imported torch and the environment (WorkerDied if one could not)."""
+        for started in self._started:
+            started.result()
 
     def open(self, config: Config) -> RemoteEnv:
         """A new episode's environment on the least busy worker (data loaded there, or shared)."""
@@ -119,6 +130,10 @@ class SessionPool:
             worker.sessions -= 1
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
         for worker in self._workers:
             worker.stop()
 

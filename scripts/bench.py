@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             "sweep": lambda: bench_sweep(report, work),
             "kaggle_file": lambda: bench_kaggle_file(report, max(1, args.repeats // 2), work),
             "memory": lambda: bench_memory(report, work, args.memory_episodes),
-            "llm_sweep": lambda: bench_concurrency.bench_llm_sweep(report, work),
+            "llm_sweep": lambda: bench_concurrency.bench_llm_sweep(report, work, args.repeats),
             "cpu_sweep": lambda: bench_concurrency.bench_cpu_sweep(report, work),
             "server": lambda: bench_concurrency.bench_server(report, work),
         }[section]()

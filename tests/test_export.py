@@ -95,6 +95,22 @@ def test_a_heuristic_sweep_exports_an_sft_set_that_loads_with_datasets(tmp_path,
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
     assert not (tmp_path / "x.jsonl").exists()
 
+    # Runs damaged by hand or by another tool: an optional metric that is NaN is null in the
+    # line; a missing param is one error line naming the run, and no partial file.
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(local_uri(tmp_path)).log_metric(one, "baseline_test_f1", float("nan"))
+    assert export("--run", one, "--out", "nan.jsonl", cwd=tmp_path).returncode == 0
+    assert lines_of(tmp_path / "nan.jsonl")[0]["baseline_test_f1"] is None
+    with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as db:
+        db.execute("DELETE FROM params WHERE run_uuid = ? AND key = 'tau'", (one,))
+    proc = export("--sweep", parent.info.run_id, "--out", "x.jsonl", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"Error: run {one} has no usable param 'tau' (it has none), so it is not a complete episode run" in proc.stderr
+    assert not (tmp_path / "x.jsonl").exists()
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("api", ["openai", "anthropic"])

@@ -17,6 +17,7 @@ Every line has OpenAI-style `messages` (system, user, assistant turns with `tool
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from imbalance.agents.llm.conversation import NOT_EXECUTED, result_content
@@ -100,19 +101,20 @@ def episode_line(run: Any, records: list[dict], transcript: dict | None) -> dict
         messages = scripted_messages(records, _brief(params, tags, records, run.info.run_id))
     else:
         messages = transcript_messages(transcript, records)
+    run_id = run.info.run_id
     return {
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "agent": tags.get("agent", params.get("agent.name", "?")),
         "task_id": task_id,
-        "seed": int(params.get("seed", 0)),
-        "tau": float(params.get("tau", "nan")),
+        "seed": _required(params, "seed", int, run_id, "param"),
+        "tau": _required(params, "tau", float, run_id, "param"),
         "messages": messages,
         "tools": openai_tools(TOOLS),
         # Runs from before the reward metric existed were all reward=pass.
         "reward": float(metrics["reward"]) if "reward" in metrics else float(passed),
         "reward_mode": mode,
-        "test_f1": float(metrics["test_f1"]),
-        "baseline_test_f1": metrics.get("baseline_test_f1"),
+        "test_f1": _required(metrics, "test_f1", float, run_id, "metric"),
+        "baseline_test_f1": _finite_or_none(metrics.get("baseline_test_f1")),
         "passed": passed,
         "termination_reason": tags["termination_reason"],
         "steps_used": int(metrics.get("steps_used", 0)),
@@ -121,6 +123,26 @@ def episode_line(run: Any, records: list[dict], transcript: dict | None) -> dict
         "usage": {k: int(metrics.get(k, 0)) for k in USAGE_KEYS},
         "versions": {"imbalance": tags.get("imbalance.version"), "grader": tags.get("grader_version"), "task_set": task_id.split("-", 1)[0] if task_id else None},
     }
+
+
+def _required(values: dict, key: str, convert: Any, run_id: str, kind: str) -> Any:
+    """A value every graded episode run has: a clear error naming the run, not a KeyError or a
+    NaN the JSON file cannot hold."""
+    try:
+        value = convert(values[key])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        found = f"it is {values[key]!r}" if key in values else "it has none"
+        raise UsageError(
+            f"run {run_id} has no usable {kind} {key!r} ({found}), so it is not a complete episode run; "
+            f"export the others with --run or --sweep, or rerun it: python scripts/rerun.py {run_id}"
+        ) from None
+    return value
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def scripted_messages(records: list[dict], brief: TaskBrief) -> list[dict]:
@@ -203,4 +225,9 @@ def _brief(params: dict, tags: dict, records: list[dict], run_id: str) -> TaskBr
         description = next((r["result"]["task"] for r in records if r.get("tool") == "imbalance_start" and isinstance(r.get("result"), dict) and "task" in r["result"]), None)
     if description is None:
         raise UsageError(f"run {run_id} records no task description (it predates the source_description tag); rerun it: python scripts/rerun.py {run_id} --replay")
-    return TaskBrief(tau=float(params["tau"]), max_steps=int(params["budget.max_steps"]), conv_steps=int(params["budget.conv_steps"]), source=description)
+    return TaskBrief(
+        tau=_required(params, "tau", float, run_id, "param"),
+        max_steps=_required(params, "budget.max_steps", int, run_id, "param"),
+        conv_steps=_required(params, "budget.conv_steps", int, run_id, "param"),
+        source=description,
+    )

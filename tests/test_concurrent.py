@@ -64,6 +64,13 @@ def test_a_failing_api_in_one_episode_leaves_the_others_alone(tmp_path):
     assert reasons == {0: "submitted", 1: "submitted", 2: "error", 3: "submitted", 4: "submitted", 5: "submitted"}
     assert all(paid == '[{"tool": "set_class_weights", "beta": 0.99}]' for (_, seed), (_, _, paid, _) in by_seed.items() if seed != 2)
     assert "Errors: 1 (infrastructure; not counted as failed)" in proc.stdout
+    # Every finished episode's trace is whole: its spans are written in batches across episodes.
+    client, _, runs = runs_of(local_uri(tmp_path))
+    for run in runs:
+        if run.data.tags["termination_reason"] == "submitted":
+            (trace,) = client.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id)
+            kinds = sorted(span.span_type for span in trace.data.spans)
+            assert kinds == ["AGENT"] + ["CHAT_MODEL"] * 4 + ["TOOL"] * 5, (run.data.params["seed"], kinds)
     assert proc.stdout.count("[job ") == 6  # one progress line per episode, none interleaved
     assert all(line.startswith(("[job ", "sweep:", "launching", "==", "Passed", "Failed", "Pass Rate", "Errors", "TEST F1", "Per-group", ""))
                for line in proc.stdout.splitlines())

@@ -76,3 +76,20 @@ def test_check_works_without_hydra():
     config.tau = 2.0
     with pytest.raises(UsageError, match="tau must be in"):
         check(config)
+
+
+def test_threads_compose_at_once():
+    # Hydra keeps its composer in a process-wide singleton; trainers (Inspect's epochs,
+    # verifiers' rollouts) build episodes in threads, and two initialisations at once
+    # raised "GlobalHydra is already initialized" or cleared one another mid-compose.
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    start = Barrier(6)
+
+    def seeded(seed: int):
+        start.wait()
+        return [compose_config([f"seed={seed}"]).seed for _ in range(3)]
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(seeded, range(6))) == [[seed] * 3 for seed in range(6)]

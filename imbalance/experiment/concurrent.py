@@ -16,6 +16,7 @@ still waiting on an API after a grace period, and leaves the partial summary to 
 
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import threading
@@ -161,9 +162,12 @@ def _compose(context: Any, config: DictConfig, overrides: list[str], num: int, s
 
 def _without_hydra(job: DictConfig) -> DictConfig:
     """The task's configuration, as run_job hands it to the task function: a copy without the
-    `hydra` node, in struct mode (copying only the task's keys is 4x cheaper than copying all)."""
-    task_cfg = OmegaConf.masked_copy(job, [key for key in job if key != "hydra"])
-    OmegaConf.set_struct(task_cfg, True)
+    `hydra` node. A whole copy keeps the root typed as Config, so to_objects converts it in
+    about a millisecond; a copy of the task's keys alone (OmegaConf.masked_copy) is cheaper
+    but untyped, and to_objects then rebuilds it from the schema at ten times the cost."""
+    task_cfg = copy.deepcopy(job)
+    with open_dict(task_cfg):
+        del task_cfg["hydra"]
     return task_cfg
 
 

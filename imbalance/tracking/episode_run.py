@@ -101,6 +101,7 @@ class EpisodeRun:
             self.client = MlflowClient(tracking_uri)
             self.experiment_id = ensure_experiment(self.client, experiment_name, tracking_uri)
         self.run_id: str | None = None
+        self._artifact_uri: str | None = None
         self._pending: list = []
         self._last_flush = time.monotonic()
         self.seconds = time.perf_counter() - started
@@ -113,7 +114,7 @@ class EpisodeRun:
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
-        self.run_id = run.info.run_id
+        self.run_id, self._artifact_uri = run.info.run_id, run.info.artifact_uri
         items = [Param(k, _param_value(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # log_batch takes at most 100 params
             self.client.log_batch(self.run_id, params=items[i : i + 100])
@@ -157,12 +158,28 @@ class EpisodeRun:
         Artifacts are files, not store writes: they are written outside the writes lock."""
         started = time.perf_counter()
         try:
-            for name, content in artifacts.items():
-                text = content if isinstance(content, str) else json.dumps(content, indent=1, default=str)
-                self.client.log_text(self.run_id, text, name)
+            if artifacts:
+                self._log_artifacts(artifacts)
         finally:
             self.seconds += time.perf_counter() - started
         self._finish_in_store(metrics, tags, status)
+
+    def _log_artifacts(self, artifacts: dict[str, Any]) -> None:
+        """All of a run's files in one upload, to the artifact location create_run returned:
+        MlflowClient.log_text would read the whole run back from the store (params, tags,
+        metrics) to find that location, and stage each file in a folder of its own."""
+        import tempfile
+        from pathlib import Path
+
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+        location = add_databricks_profile_info_to_artifact_uri(self._artifact_uri, self.tracking_uri)  # as MlflowClient does
+        with tempfile.TemporaryDirectory(prefix="imbalance-artifacts-") as folder:
+            for name, content in artifacts.items():
+                text = content if isinstance(content, str) else json.dumps(content, indent=1, default=str)
+                (Path(folder) / name).write_text(text, encoding="utf-8")
+            get_artifact_repository(location, tracking_uri=self.tracking_uri).log_artifacts(folder)
 
     @_timed
     def _finish_in_store(self, metrics: dict[str, float], tags: dict[str, str], status: str) -> None:

@@ -17,14 +17,17 @@ from collections.abc import Sequence
 def wilson_interval(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     if n == 0:
         return (0.0, 1.0)
-    from scipy.stats import norm
+    from statistics import NormalDist  # scipy.stats gives the same z, but importing it takes ~0.7 s
 
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
     p = passed / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0/n and n/n the bound is exactly 0 or 1; centre - half only approaches it in floating point.
+    low = 0.0 if passed == 0 else max(0.0, centre - half)
+    high = 1.0 if passed == n else min(1.0, centre + half)
+    return (low, high)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

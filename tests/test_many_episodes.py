@@ -1,11 +1,13 @@
 """What keeps many episodes in one process cheap (the concurrent launcher, the server): each
 job composed once (jobs that differ in values derived from one: test_hydra_private.py), the
-workers started while Hydra composes, fewer store writes per run, one HTTP client per SDK. The launcher and the
-server themselves are exercised end to end in test_concurrent.py and test_server.py."""
+workers started while Hydra composes, fewer store writes per run, one artifact upload per
+run, one HTTP client per SDK. The launcher and the server themselves are exercised end to
+end in test_concurrent.py and test_server.py."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +106,17 @@ def test_every_llm_episode_of_a_process_shares_one_http_client_per_sdk():
     assert a1.client._client is a2.client._client and o1.client._client is o2.client._client
     assert a1.client._client is not o1.client._client
     assert (a1.client.timeout, a2.client.timeout) == (5.0, 7.0)  # timeouts stay per SDK client
+
+
+@pytest.mark.slow  # a fresh MLflow store: its migrations take seconds
+def test_a_runs_artifacts_go_up_together_as_text_and_indented_json(tmp_path):
+    # One upload to the location create_run returned (not log_text per file, which reads the
+    # run back from the store each time): every file arrives, a name with a folder included.
+    run = EpisodeRun(f"sqlite:///{tmp_path / 'mlflow.db'}", "artifacts")
+    run.start(run_name="r", params={"seed": 0}, tags={})
+    run.finish(metrics={}, tags={}, artifacts={"config.yaml": "seed: 0\n", "tool_calls.json": [{"tool": "train"}], "agent/transcript.json": {"n": 1}})
+    uploaded = {a.path for a in run.client.list_artifacts(run.run_id)} | {a.path for a in run.client.list_artifacts(run.run_id, "agent")}
+    assert uploaded == {"config.yaml", "tool_calls.json", "agent", "agent/transcript.json"}
+    read = {name: Path(run.client.download_artifacts(run.run_id, name, str(tmp_path / "dl"))).read_text() for name in ("config.yaml", "tool_calls.json", "agent/transcript.json")}
+    assert read == {"config.yaml": "seed: 0\n", "tool_calls.json": '[\n {\n  "tool": "train"\n }\n]', "agent/transcript.json": '{\n "n": 1\n}'}
+    assert run.client.get_run(run.run_id).info.status == "FINISHED"

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from statistics import NormalDist  # the same z as scipy.stats, without its ~0.7 s import
 
 
 def wilson_interval(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     if n == 0:
         return (0.0, 1.0)
-    from statistics import NormalDist  # scipy.stats gives the same z, but importing it takes ~0.7 s
-
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     p = passed / n
     denom = 1 + z * z / n

@@ -178,7 +178,9 @@ class EpisodeRun:
         with tempfile.TemporaryDirectory(prefix="imbalance-artifacts-") as folder:
             for name, content in artifacts.items():
                 text = content if isinstance(content, str) else json.dumps(content, indent=1, default=str)
-                (Path(folder) / name).write_text(text, encoding="utf-8")
+                path = Path(folder) / name
+                path.parent.mkdir(parents=True, exist_ok=True)  # a name may hold folders, as log_text allows
+                path.write_text(text, encoding="utf-8")
             get_artifact_repository(location, tracking_uri=self.tracking_uri).log_artifacts(folder)
 
     @_timed

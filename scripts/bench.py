@@ -277,7 +277,7 @@ def bench_sweep(report: Report, work: Path) -> None:
 
 def bench_kaggle_file(report: Report, repeats: int, work: Path) -> None:
     report.section("6. Kaggle file: first parse against the cached load (284,807 rows, credit-card schema)")
-    from imbalance.data.tabular import KAGGLE_FILE, _parse_kaggle, cached_table
+    from imbalance.data.tabular import KAGGLE_FILE, cached_table, parse_kaggle
 
     path = creditcard_file(work, CC_ROWS)
     size_mb = path.stat().st_size / 1e6
@@ -285,10 +285,10 @@ def bench_kaggle_file(report: Report, repeats: int, work: Path) -> None:
     for i in range(repeats):
         cache = work / f"parse-cache-{i}"
         started = time.perf_counter()
-        cached_table(path, "kaggle", str(cache), lambda: _parse_kaggle(path))
+        cached_table(path, "kaggle", str(cache), lambda: parse_kaggle(path))
         parse.append(time.perf_counter() - started)
         started = time.perf_counter()
-        cached_table(path, "kaggle", str(cache), lambda: _parse_kaggle(path))
+        cached_table(path, "kaggle", str(cache), lambda: parse_kaggle(path))
         cached.append(time.perf_counter() - started)
     report.table(
         ["step", "time (median)"],

@@ -93,7 +93,7 @@ def test_kaggle_from_a_file_or_its_folder_drops_duplicates_and_caches(creditcard
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
 
     # The second load reads the binary cache: parsing again would fail now.
-    monkeypatch.setattr(tabular, "_parse_kaggle", lambda path: pytest.fail("parsed the CSV again"))
+    monkeypatch.setattr(tabular, "parse_kaggle", lambda path: pytest.fail("parsed the CSV again"))
     again = load_splits(KaggleSource(path=str(creditcard_csv.parent), cache_dir=str(tmp_path / "cache")), seed=0)
     assert np.array_equal(again.test.X, s.test.X)
 
@@ -194,3 +194,59 @@ def test_csv_bad_files_are_usage_errors(tmp_path, make, message):
 def test_csv_needs_a_path():
     with pytest.raises(UsageError, match="source.path"):
         load_splits(CsvSource(), seed=0)
+
+
+# ---------------------------------------------------------------------------- benchmark
+def test_benchmark_data_sets_load_from_the_package_drop_duplicates_and_cache(tmp_path, monkeypatch):
+    from imbalance.config.schema import BenchmarkSource
+    from imbalance.data import benchmark
+
+    cfg = BenchmarkSource(dataset="yeast4", cache_dir=str(tmp_path))
+    s = load_splits(cfg, seed=0)
+    info = benchmark.dataset_info("yeast4")
+    assert (info.family, info.citation, info.rows, info.minority) == ("yeast", "keel", 1484, 51)
+    total = len(s.train) + len(s.val) + len(s.test)
+    assert total < 1484 and s.train.positives + s.val.positives + s.test.positives == 51  # 31 duplicate rows, all negatives
+    assert s.test.positives == 10 and "yeast4" in s.description and "KEEL" in s.description
+    whole = load_splits(BenchmarkSource(dataset="yeast4", drop_duplicates=False, cache_dir=str(tmp_path / "raw")), seed=0)
+    assert len(whole.train) + len(whole.val) + len(whole.test) == 1484
+    # The second load is the binary cache: the package's loader is not called again.
+    monkeypatch.setattr(benchmark, "_load_common", lambda *a: pytest.fail("parsed the data set again"))
+    assert np.array_equal(load_splits(cfg, seed=0).test.X, s.test.X)
+
+
+@pytest.mark.parametrize("name, message", [
+    (None, "source=benchmark needs a data set: add source.dataset=NAME"),
+    ("yeast44", "did you mean yeast4"),
+    ("hypothyroid", "cannot be used: its loader fails under pandas 3"),
+])
+def test_benchmark_names_that_are_not_usable_say_what_to_do(name, message):
+    from imbalance.config.schema import BenchmarkSource
+    from imbalance.data import check_source
+
+    with pytest.raises(UsageError, match=message):
+        check_source(BenchmarkSource(dataset=name))
+
+
+def test_the_benchmark_catalogue_names_each_family_and_the_credit_card_file():
+    from imbalance.data.benchmark import catalogue
+
+    sets = catalogue()
+    assert len(sets) == 118 and sets["creditcard"].citation == "kaggle"
+    assert {sets[n].family for n in ("yeast4", "yeast_2_vs_8", "yeast1")} == {"yeast"}
+    assert all(info.minority > 0 and info.features > 0 for info in sets.values())
+
+
+# ------------------------------------------------------------------------------ mixture
+def test_mixture_rows_follow_the_geometry_which_belongs_to_the_task():
+    from imbalance.config.schema import MixtureSource
+    from imbalance.data.mixture import bayes_optimal_f1, mode_centres
+
+    cfg = MixtureSource(n_train=3000, n_val=1000, n_test=1000, modes=3, separation=4.0, minority_scale=0.5)
+    a, b = load_splits(cfg, 1), load_splits(cfg, 2)
+    assert a.train.positives == b.train.positives == 60 and not np.array_equal(a.train.X, b.train.X)  # every seed a fresh sample
+    assert np.array_equal(mode_centres(cfg), mode_centres(MixtureSource(modes=3, separation=4.0)))  # the sizes do not move the modes
+    assert not np.array_equal(mode_centres(cfg), mode_centres(MixtureSource(modes=3, separation=4.0, geometry_seed=1)))
+    # Three tight, well separated modes: nearly separable; the Bayes F1 says so, and drops with label noise.
+    assert bayes_optimal_f1(cfg) > 0.95
+    assert bayes_optimal_f1(MixtureSource(modes=3, separation=4.0, minority_scale=0.5, label_noise=0.2)) == pytest.approx(0.8, abs=0.03)

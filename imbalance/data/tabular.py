@@ -35,9 +35,9 @@ Table = tuple[np.ndarray, np.ndarray, tuple[str, ...]]  # X float64, y int64 in 
 # ------------------------------------------------------------------------------ kaggle
 def load_kaggle(cfg: KaggleSource, seed: int) -> Splits:
     path = kaggle_csv_path(cfg)
-    X, y, names = cached_table(path, "kaggle", cfg.cache_dir, lambda: _parse_kaggle(path))
+    X, y, names = cached_table(path, "kaggle", cfg.cache_dir, lambda: parse_kaggle(path))
     if cfg.sample_n is not None:
-        X, y = _stratified_sample(X, y, cfg.sample_n, seed, what="source.sample_n")
+        X, y = stratified_sample(X, y, cfg.sample_n, seed, what="source.sample_n")
     description = (
         f"credit-card fraud transactions (mlg-ulb/creditcardfraud): {len(y)} rows after removing exact duplicates, "
         f"{len(names)} features (Time, V1..V28 from PCA, Amount), fraud is the positive class"
@@ -70,7 +70,7 @@ def kaggle_csv_path(cfg: KaggleSource) -> Path:
     return path
 
 
-def _parse_kaggle(path: Path) -> Table:
+def parse_kaggle(path: Path) -> Table:
     frame = _read_csv(path)
     missing = [c for c in (*KAGGLE_COLUMNS, "Class") if c not in frame.columns]
     if missing:
@@ -165,7 +165,7 @@ def _require_complete(frame, path: Path) -> None:
         raise UsageError(f"{path}: missing values in {first}; fill or drop those rows first")
 
 
-def _stratified_sample(X: np.ndarray, y: np.ndarray, n: int, seed: int, *, what: str) -> tuple[np.ndarray, np.ndarray]:
+def stratified_sample(X: np.ndarray, y: np.ndarray, n: int, seed: int, *, what: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     if n >= len(y):
@@ -182,11 +182,15 @@ def cache_root(cache_dir: str | None) -> Path:
     return Path(base) / "imbalance"
 
 
-def cached_table(path: Path, variant: str, cache_dir: str | None, build: Callable[[], Table]) -> Table:
-    """`build()` once per (file contents stamp, variant); afterwards a binary load."""
-    stat = path.stat()
-    key = hashlib.sha256(json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, variant, CACHE_FORMAT]).encode()).hexdigest()[:20]
-    cache_file = cache_root(cache_dir) / f"{path.stem}-{key}.npz"
+def cached_table(path: Path | None, variant: str, cache_dir: str | None, build: Callable[[], Table], *, stem: str | None = None) -> Table:
+    """`build()` once per (file contents stamp, variant); afterwards a binary load. With no
+    `path` (data shipped inside a package) the variant alone is the key and `stem` names the file."""
+    stamp: list = [variant, CACHE_FORMAT]
+    if path is not None:
+        stat = path.stat()
+        stamp = [str(path.resolve()), stat.st_size, stat.st_mtime_ns, *stamp]
+    key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:20]
+    cache_file = cache_root(cache_dir) / f"{stem or (path.stem if path else 'table')}-{key}.npz"
     if cache_file.is_file():
         try:
             with np.load(cache_file, allow_pickle=False) as data:
@@ -201,5 +205,5 @@ def cached_table(path: Path, variant: str, cache_dir: str | None, build: Callabl
             np.savez(handle, X=X, y=y, names=np.array(names))
         os.replace(tmp, cache_file)
     except OSError as exc:
-        log.warning("could not cache %s in %s (%s); it will be parsed again next time", path.name, cache_file.parent, exc)
+        log.warning("could not cache %s in %s (%s); it will be parsed again next time", cache_file.name, cache_file.parent, exc)
     return X, y, names

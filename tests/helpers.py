@@ -19,9 +19,9 @@ CONF = ROOT / "conf"
 DEFAULT_TAU = Config().tau  # the schema's default, the one place it is written
 # Small enough for seconds per episode, large enough for a few positives in every split.
 SMALL = ["source.n_train=3000", "source.n_val=1000", "source.n_test=1000"]
-TINY = ["source.n_train=1500", "source.n_val=600", "source.n_test=600", "budget.retrain_epochs=2"]
+TINY = ["source.n_train=1500", "source.n_val=600", "source.n_test=600", "budget.retrain_epochs=2", "budget.retrain_min_rows=0"]
 # For task-set rows, whose data is fixed: the settings a row leaves open, chosen for speed.
-FAST = ["model=logreg", "budget.retrain_epochs=2"]
+FAST = ["model=logreg", "budget.retrain_epochs=2", "budget.retrain_min_rows=0"]
 
 __all__ = ["CONF", "DEFAULT_TAU", "FAST", "ROOT", "SMALL", "TINY", "compose", "compose_config"]
 

@@ -114,7 +114,7 @@ def test_train_is_free_and_changes_the_model(env):
 def test_train_continues_the_optimizer_until_a_paid_action_reinitialises_the_model(env):
     per_epoch = -(-len(env._train_y) // env.model_cfg.batch_size)
     after_reset = env._model.optimizer_steps
-    assert after_reset == env.budget.retrain_epochs * per_epoch
+    assert after_reset == env.retrain_epochs * per_epoch
     optimizer = env._model._optimizer
     call(env, "train", epochs=2, lr=0.001)
     assert env._model._optimizer is optimizer and optimizer.param_groups[0]["lr"] == 0.001
@@ -123,10 +123,10 @@ def test_train_continues_the_optimizer_until_a_paid_action_reinitialises_the_mod
     assert env._model.optimizer_steps == after_reset + 3 * per_epoch  # moments and step count carried on
     call(env, "use_focal", alpha=0.75, gamma=2.0)
     assert env._model._optimizer is not optimizer  # a new model, a new optimizer
-    assert env._model.optimizer_steps == env.budget.retrain_epochs * per_epoch
+    assert env._model.optimizer_steps == env.retrain_epochs * per_epoch
     call(env, "set_threshold", threshold=0.3)  # no re-initialisation: training continues
     call(env, "train", epochs=1)
-    assert env._model.optimizer_steps == (env.budget.retrain_epochs + 1) * per_epoch
+    assert env._model.optimizer_steps == (env.retrain_epochs + 1) * per_epoch
 
 
 def test_train_epochs_are_capped_on_large_data():
@@ -164,14 +164,23 @@ def test_smote_oversamples_to_the_ratio_retrains_and_costs_one_step(env):
     assert result.charged and env.state.steps_used == 1
     out = result.output
     assert out["applied"] and out["minority_frac"] == pytest.approx(0.2, abs=1e-3)
-    assert out["train_rows"] == pytest.approx(2910 / 0.8, abs=2) and out["retrained_epochs"] == env.budget.retrain_epochs
+    assert out["train_rows"] == pytest.approx(2910 / 0.8, abs=2) and out["retrained_epochs"] == env.retrain_epochs
     assert not np.array_equal(before, env._val_proba)
-    # at or below the current fraction: a free no-op
-    again = call(env, "smote", ratio=0.1, k=3)
-    assert not again.charged and again.output["applied"] is False and "no cost" in again.output["message"]
     # a higher ratio resamples the original training rows, not the synthetic ones
     higher = call(env, "smote", ratio=0.4, k=5)
     assert higher.charged and higher.output["train_rows"] == pytest.approx(2910 / 0.6, abs=2)
+
+
+def test_a_lower_smote_ratio_resamples_down_and_one_below_the_original_fraction_undoes_it(env):
+    original = len(env._train_y)  # 3000 rows, 90 positives: fraction 0.03
+    call(env, "smote", ratio=0.3, k=5)
+    lower = call(env, "smote", ratio=0.1, k=5)
+    assert lower.charged and lower.output["train_rows"] == pytest.approx(2910 / 0.9, abs=2)
+    undo = call(env, "smote", ratio=0.01, k=5)
+    assert undo.charged and undo.output["train_rows"] == original and undo.output["train_positives"] == 90 and "original training rows" in undo.output["note"]
+    assert env.state.setup.smote is None and env.state.steps_used == 3
+    again = call(env, "smote", ratio=0.01, k=5)  # nothing left to undo: free
+    assert not again.charged and again.output["applied"] is False and env.state.steps_used == 3
 
 
 def test_smote_repeated_or_asking_for_no_new_row_is_a_free_no_op(env):

@@ -43,7 +43,7 @@ calls = st.one_of(anything, well_formed)
 
 @pytest.fixture(scope="module")
 def fuzz_env():
-    return make_env("source.n_train=600", "source.n_val=300", "source.n_test=300", "budget.retrain_epochs=1", "budget.max_train_rows_per_call=6000")
+    return make_env("source.n_train=600", "source.n_val=300", "source.n_test=300", "budget.retrain_epochs=1", "budget.retrain_min_rows=0", "budget.max_train_rows_per_call=6000")
 
 
 def check_consistent(env: ImbalanceEnv) -> None:
@@ -101,7 +101,7 @@ def creditcard_env():
     y[rng.choice(284_807, 492, replace=False)] = 1
     X = rng.standard_normal((284_807, 30)).astype(np.float32) + 1.5 * y[:, None]
     splits = split_and_scale(X, y, val_size=0.2, test_size=0.2, seed=0, feature_names=tuple(f"f{i}" for i in range(30)), description="credit-card shape")
-    env = ImbalanceEnv(splits, model=MlpModel(), budget=Budget(retrain_epochs=1), tau=0.75, seed=0)
+    env = ImbalanceEnv(splits, model=MlpModel(), budget=Budget(retrain_epochs=1, retrain_min_rows=0), tau=0.75, seed=0)
     env.reset()
     return env
 

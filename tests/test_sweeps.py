@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from imbalance.analysis.stats import pass_at_k, pass_hat_k, wilson_interval
 from tests.helpers import ROOT, cli_env, run_cli
 
-TINY = ["source.n_train=1500", "source.n_val=600", "source.n_test=600", "budget.retrain_epochs=2"]
+TINY = ["source.n_train=1500", "source.n_val=600", "source.n_test=600", "budget.retrain_epochs=2", "budget.retrain_min_rows=0"]
 
 
 def runs_of(uri: str, experiment: str = "imbalance"):
@@ -173,8 +173,12 @@ def test_settings_added_later_leave_earlier_runs_hashes_alone_and_reward_is_not_
     from imbalance.experiment.runner import ADDED_LATER, config_hashes
     from tests.helpers import compose_config
 
+    def made_before(tree: dict, prefix: str = "") -> dict:  # a run made before these settings existed
+        return {k: made_before(v, f"{prefix}{k}.") if isinstance(v, dict) else v for k, v in tree.items() if f"{prefix}{k}" not in ADDED_LATER}
+
     resolved = dataclasses.asdict(compose_config([]))
-    before = {k: v for k, v in resolved.items() if k not in ADDED_LATER}  # a run made before these settings existed
+    before = made_before(resolved)
+    assert before["budget"] != resolved["budget"]  # a nested setting added later (budget.retrain_min_rows) counts too
     assert config_hashes(resolved) == config_hashes(before)  # resume finds it, pass@k groups with it
     config_hash, task_hash = config_hashes({**resolved, "reward": "normalized"})
     assert config_hash != config_hashes(resolved)[0] and task_hash == config_hashes(resolved)[1]

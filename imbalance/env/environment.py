@@ -10,7 +10,8 @@ Contract (Gymnasium-like, documented here because RL trainers drive it without H
 - Paid tools (smote, set_class_weights, use_focal, set_threshold) cost one step when they change
   the set-up; an identical or no-op call is free. Past `budget.max_steps` they return the error
   `step_budget_exceeded` and change nothing. After an effective paid action (other than the
-  threshold) the model is re-initialised and trained `budget.retrain_epochs` epochs for free.
+  threshold) the model is re-initialised and trained `budget.retrain_epochs` epochs for free
+  (more on a small training set, until `budget.retrain_min_rows` rows are seen).
 - Invalid arguments, unknown tools and calls after submission return an error result, cost
   nothing and count as invalid.
 - `submit_answer` grades once: TEST F1 at the final threshold; it passes when it reaches tau.
@@ -202,15 +203,15 @@ class ImbalanceEnv:
         run_epochs = min(epochs, cap)
         self._fit(run_epochs, lr)
         self._evaluate()
-        out = {"trained_epochs": run_epochs, "lr": lr if lr is not None else self.model_cfg.lr, "val": self._val_view()}
+        # PR-AUC beside F1: a threshold-free view of progress, so watching training costs no eval call.
+        val = {**self._val_view(), "pr_auc": round(self._pr_auc(), 6)}
+        out = {"trained_epochs": run_epochs, "lr": lr if lr is not None else self.model_cfg.lr, "val": val}
         if run_epochs < epochs:
             out["note"] = f"capped at {run_epochs} epochs: one call may see at most {self.budget.max_train_rows_per_call} rows"
         return out
 
     def _tool_eval_on_val(self) -> dict:
-        started = time.perf_counter()
-        auc = pr_auc(self._y_val, self._val_proba)
-        self.timings["evaluation"] += time.perf_counter() - started
+        auc = self._pr_auc()
         return {**self._val_view(), "pr_auc": round(auc, 6), "predicted_positives": int(np.count_nonzero(self._val_proba >= self.state.setup.threshold))}
 
     def _tool_sweep_thresholds(self, num_points: int | None = None) -> dict:
@@ -237,11 +238,25 @@ class ImbalanceEnv:
         # The positive count the ratio asks for, rounded as imbalanced-learn rounds it. Comparing
         # counts, not fractions, makes a repeated call (whose fraction lands a hair below `ratio`)
         # a free no-op, and never asks SMOTE for zero new rows, which it refuses with an exception.
+        # Always from the original training rows: a lower ratio than the current one resamples
+        # down to it, and one at or below the original minority fraction restores the original
+        # rows (undoing SMOTE is a paid step like any change of set-up).
         base = self.splits.train
         negatives = len(base.y) - base.positives
         target = int(ratio / (1.0 - ratio) * negatives)
-        if target <= int(self._train_y.sum()):
-            return self._no_op(f"the training set's minority fraction is already {float(self._train_y.mean()):.4f}, at or above {ratio}")
+        if target <= base.positives:
+            if self.state.setup.smote is None:
+                return self._no_op(f"the training set's minority fraction is already {base.positives / len(base.y):.4f}, at or above {ratio}")
+            if (refused := self._refuse_if_over_budget("smote")) is not None:
+                return refused
+            self._train_X, self._train_y = base.X, base.y
+            self.state.setup.smote = None
+            return self._charge("smote", {"ratio": ratio, "k": k, **({"seed": seed} if seed is not None else {})}, retrain=True, effect={
+                "train_rows": len(base.y), "train_positives": base.positives, "minority_frac": round(base.positives / len(base.y), 6),
+                "note": "the original training rows are back (no synthetic rows)",
+            })
+        if self.state.setup.smote is not None and self.state.setup.smote[0] == ratio:
+            return self._no_op(f"the training set is already oversampled to a minority fraction of {ratio}")
         if k >= base.positives:
             raise ToolArgumentError(f"smote: k must be below the number of positive training rows ({base.positives}); got {k}")
         if (refused := self._refuse_if_over_budget("smote")) is not None:
@@ -304,7 +319,7 @@ class ImbalanceEnv:
         return {
             "applied": True,
             **effect,
-            **({"retrained_epochs": self.budget.retrain_epochs} if retrain else {}),
+            **({"retrained_epochs": self.retrain_epochs} if retrain else {}),
             "val": self._val_view(),
             "steps_used": self.state.steps_used,
             "remaining": self.budget_remaining,
@@ -348,8 +363,16 @@ class ImbalanceEnv:
         self._model = new_model(self._train_X.shape[1], tuple(cfg.hidden), cfg.lr, cfg.weight_decay, init_seed)
         self._Xt, self._yt = to_tensors(self._train_X, self._train_y)
         self.timings["training"] += time.perf_counter() - started
-        self._fit(self.budget.retrain_epochs, None)
+        self._fit(self.retrain_epochs, None)
         self._evaluate()
+
+    @property
+    def retrain_epochs(self) -> int:
+        """The free epochs after a paid action: budget.retrain_epochs, or more on a small
+        training set until budget.retrain_min_rows rows are seen (never past one call's cap)."""
+        rows = max(len(self._train_y), 1)
+        wanted = max(self.budget.retrain_epochs, -(-self.budget.retrain_min_rows // rows))
+        return max(1, min(wanted, self.budget.max_train_rows_per_call // rows))
 
     def _fit(self, epochs: int, lr: float | None) -> None:
         started = time.perf_counter()
@@ -366,6 +389,12 @@ class ImbalanceEnv:
         self._val_proba = self._model.predict_proba(self._X_val).numpy()
         self._val = prf(self._y_val, self._val_proba, self.state.setup.threshold)
         self.timings["evaluation"] += time.perf_counter() - started
+
+    def _pr_auc(self) -> float:
+        started = time.perf_counter()
+        auc = pr_auc(self._y_val, self._val_proba)
+        self.timings["evaluation"] += time.perf_counter() - started
+        return auc
 
     def _val_view(self) -> dict:
         return {

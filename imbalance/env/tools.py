@@ -101,8 +101,9 @@ TOOLS: tuple[ToolSpec, ...] = (
     ),
     ToolSpec(
         "smote",
-        "PAID. Oversample the minority class of the training set with SMOTE until it makes up `ratio` "
-        "of the training rows, then retrain. A ratio at or below the current minority fraction changes nothing and is free.",
+        "PAID. Oversample the minority class of the original training rows with SMOTE until it makes up `ratio` "
+        "of the training rows, then retrain. The current ratio again changes nothing and is free; a ratio at or below "
+        "the original minority fraction restores the original rows (undoes SMOTE).",
         (
             Param("ratio", "number", "target minority fraction of the training set", R("(0, 0.5]")),
             Param("k", "integer", "number of nearest neighbours SMOTE interpolates between", R("[1, 100]")),

@@ -28,7 +28,7 @@ log = logging.getLogger("imbalance")
 NOT_IDENTITY = ("mlflow", "resume", "rerun_of")  # where and how a run is stored, not what it is
 # Settings added after runs already existed: at their default they are left out of the hashes,
 # so earlier runs keep theirs (resume still finds them; pass@k still groups them with new ones).
-ADDED_LATER = {"reward": "pass", "oracle_f1": None, "task_id": None}
+ADDED_LATER = {"reward": "pass", "oracle_f1": None, "task_id": None, "budget.retrain_min_rows": 51_200}
 NOT_TASK = ("trial", "reward")  # repeats of one task: another trial, or the same grade paid otherwise
 
 
@@ -65,11 +65,21 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 def config_hashes(resolved: dict) -> tuple[str, str]:
     """(config_hash, task_hash): the episode's identity (resume skips a config with a finished
     run) and its task without the trial number (pass@k groups repeats of one task)."""
-    identity = {k: v for k, v in resolved.items() if k not in NOT_IDENTITY and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+    identity = _without_later_defaults({k: v for k, v in resolved.items() if k not in NOT_IDENTITY})
     task = {k: v for k, v in identity.items() if k not in NOT_TASK}
     def digest(tree):
         return hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return digest(identity), digest(task)
+
+
+def _without_later_defaults(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        dotted = prefix + key
+        if dotted in ADDED_LATER and value == ADDED_LATER[dotted]:
+            continue
+        out[key] = _without_later_defaults(value, dotted + ".") if isinstance(value, dict) else value
+    return out
 
 
 def run_episode(config: Config, choices: dict[str, str] | None = None, *, parent_run_id: str | None = None,

@@ -1,7 +1,7 @@
-"""`python -m imbalance.calibrate [task overrides] [--seeds 10] [--target 0.25] [--reference heuristic]`
+"""`python -m imbalance.calibrate [task overrides] [--seeds 10] [--target 0.25] [--grid full|quick]`
 
-Where the random agent, the heuristic and the ceiling stand on a task, and the tau that
-gives a reference agent a target pass rate (imbalance/experiment/calibration.py).
+What each paid action is worth on a task, where the reference policies stand, and the tau
+that gives a reference policy a target pass rate (imbalance/experiment/calibration.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10, help="seeds (data splits) to evaluate (default 10)")
     parser.add_argument("--trials", type=int, default=3, help="random-agent episodes per seed (default 3)")
     parser.add_argument("--target", type=float, default=0.25, help="the reference agent's target pass rate (default 0.25)")
-    parser.add_argument("--reference", choices=("heuristic", "random", "ceiling"), default="heuristic")
+    parser.add_argument("--reference", choices=("heuristic", "random", "naive", "no_paid", "ceiling"), default="heuristic",
+                        help="the policy whose pass rate --target sets (default heuristic)")
+    parser.add_argument("--grid", choices=tuple(calibration.GRIDS), default="full", help="the paid-action sets tried per seed (full: 27; quick: 8)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--out", default="reports/calibration", help="folder for calibration.json and calibration.png")
     args = parser.parse_intermixed_args(argv)
@@ -45,13 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     except HydraException as exc:
         raise UsageError(first_line(exc)) from None
     precheck(config)
-    load_splits(config.source, 0)  # parse and cache a CSV once, before the workers need it
-
-    tasks = [(config, "ceiling", seed, actions) for seed in range(args.seeds) for actions in calibration.action_sets(config.budget.max_steps)]
-    tasks += [(config, "heuristic", seed, 0) for seed in range(args.seeds)]
+    test_positives = [load_splits(config.source, seed).test.positives for seed in range(args.seeds)]
+    sets = calibration.action_sets(config.budget.max_steps, args.grid)
+    tasks = [(config, "strategy", seed, actions) for seed in range(args.seeds) for actions in sets]
+    tasks += [(config, kind, seed, 0) for kind in ("heuristic", "naive") for seed in range(args.seeds)]
     tasks += [(config, "random", seed, trial) for seed in range(args.seeds) for trial in range(args.trials)]
-    title = f"Calibration: {' '.join(args.overrides) or 'defaults'} (budget.max_steps={config.budget.max_steps}, {args.seeds} seeds)"
-    print(f"{title}: {len(tasks)} episodes on {args.jobs} worker(s)", flush=True)
+    title = f"Calibration: {' '.join(args.overrides) or 'defaults'} (tau={config.tau:g}, budget.max_steps={config.budget.max_steps}, {args.seeds} seeds)"
+    print(f"{title}: {len(tasks)} episodes ({len(sets)} paid-action sets per seed) on {args.jobs} worker(s)", flush=True)
 
     from joblib import Parallel, delayed
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if done == len(tasks) or done % max(1, len(tasks) // 20) == 0:
             print(f"  {done}/{len(tasks)} episodes, {time.monotonic() - started:.0f} s", flush=True)
 
-    summary = calibration.summarise(results, target=args.target, reference=args.reference)
+    summary = calibration.summarise(results, tau=config.tau, target=args.target, reference=args.reference, test_positives=test_positives)
     if config.source.name == "synthetic":
         from imbalance.data.synthetic import bayes_optimal_f1
 
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         report += f"\nBayes-optimal F1 of this distribution: {summary['bayes_optimal_f1']:.4f}"
     print("\n" + report)
     out = Path(args.out)
-    (out / "calibration.json").write_text(json.dumps({"overrides": args.overrides, "summary": summary, "episodes": results}, indent=1))
+    (out / "calibration.json").write_text(json.dumps({"overrides": args.overrides, **summary, "episodes": results}, indent=1))
     calibration.plot(summary, out / "calibration.png", title)
     print(f"\nwrote {out / 'calibration.json'} and {out / 'calibration.png'}")
     return 0

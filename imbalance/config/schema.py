@@ -142,6 +142,10 @@ class Budget:
     retrain_min_rows: int = _f(51_200, "[0, 100000000]")
     # Bounds one train() call's work on big data: epochs are capped to this many rows seen.
     max_train_rows_per_call: int = _f(2_000_000, "[1000, inf)")
+    # Rows all free train() calls of an episode may see (null = no limit; 0 = no train() at all:
+    # only the free retrains after paid actions train the model). A task with little training is
+    # one where the loss and the data the agent chooses decide how far the model gets.
+    max_train_rows: Optional[int] = _f(None, "[0, inf)")
 
 
 # ---------------------------------------------------------------------------- agents

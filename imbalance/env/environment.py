@@ -180,6 +180,13 @@ class ImbalanceEnv:
         self._model = self._Xt = self._yt = self._train_X = self._train_y = None  # type: ignore[assignment]
 
     @property
+    def train_rows_left(self) -> int | None:
+        """Rows the free train() calls may still see (None: the task does not limit training)."""
+        if self.budget.max_train_rows is None:
+            return None
+        return max(self.budget.max_train_rows - self.state.train_rows_used, 0)
+
+    @property
     def budget_remaining(self) -> int:
         return max(self.budget.max_steps - self.state.steps_used, 0)
 
@@ -200,14 +207,24 @@ class ImbalanceEnv:
     def _tool_train(self, epochs: int, lr: float | None = None) -> dict:
         n_rows = len(self._train_y)
         cap = max(1, self.budget.max_train_rows_per_call // max(n_rows, 1))
+        left = self.train_rows_left
+        if left is not None:
+            if left < n_rows:
+                return {"error": "training_budget_exceeded", "message": f"train: the episode's {self.budget.max_train_rows} rows of training "
+                        f"are used ({left} left, one epoch is {n_rows}); nothing changed. Paid actions still retrain the model for free"}
+            cap = min(cap, left // n_rows)
         run_epochs = min(epochs, cap)
+        self.state.train_rows_used += run_epochs * n_rows
         self._fit(run_epochs, lr)
         self._evaluate()
         # PR-AUC beside F1: a threshold-free view of progress, so watching training costs no eval call.
         val = {**self._val_view(), "pr_auc": round(self._pr_auc(), 6)}
         out = {"trained_epochs": run_epochs, "lr": lr if lr is not None else self.model_cfg.lr, "val": val}
         if run_epochs < epochs:
-            out["note"] = f"capped at {run_epochs} epochs: one call may see at most {self.budget.max_train_rows_per_call} rows"
+            why = "the episode's training budget" if left is not None and left // n_rows < epochs else f"one call may see at most {self.budget.max_train_rows_per_call} rows"
+            out["note"] = f"capped at {run_epochs} epochs: {why}"
+        if left is not None:
+            out["train_rows_left"] = self.train_rows_left
         return out
 
     def _tool_eval_on_val(self) -> dict:
@@ -222,12 +239,15 @@ class ImbalanceEnv:
         return {"search": "exact" if num_points is None else f"grid of {num_points}", **self._val_view()}
 
     def _tool_get_budget(self) -> dict:
-        return {
+        out = {
             "max_steps": self.budget.max_steps,
             "steps_used": self.state.steps_used,
             "remaining": self.budget_remaining,
             "paid_actions": list(self.state.paid_actions),
         }
+        if self.budget.max_train_rows is not None:
+            out["train_rows_left"] = self.train_rows_left
+        return out
 
     def _tool_submit_answer(self) -> dict:
         self._grade()
@@ -343,6 +363,8 @@ class ImbalanceEnv:
             "tau": self.tau,
             "max_steps": self.budget.max_steps,
             "paid_tools": list(PAID_TOOLS),
+            # Only where the task limits training: a task without the limit reads as it always did.
+            **({"max_train_rows": self.budget.max_train_rows} if self.budget.max_train_rows is not None else {}),
         }
 
     def _class_weights(self) -> tuple[float, float] | None:

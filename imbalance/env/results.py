@@ -58,6 +58,7 @@ class EpisodeState:
     steps_used: int = 0
     tool_calls: int = 0
     invalid_calls: int = 0
+    train_rows_used: int = 0  # by the free train() calls (budget.max_train_rows)
     paid_actions: list[dict] = field(default_factory=list)
     grade: Grade | None = None
     auto_submitted: bool = False

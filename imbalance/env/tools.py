@@ -138,7 +138,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         "train",
         "Free. Continue training the current model for `epochs` epochs at learning rate `lr` "
         "(default: the model's); the optimizer's state carries over between calls until a paid action "
-        "re-initialises the model. Very large data caps the epochs of one call; the result says so.",
+        "re-initialises the model. Very large data caps the epochs of one call; the result says so. Where the task "
+        "limits training (max_train_rows in imbalance_start), calls stop once that many rows were seen.",
         (
             Param("epochs", "integer", "epochs to train", R("[1, 100]")),
             Param("lr", "number", "learning rate for this call", R("(0, 1]"), required=False),

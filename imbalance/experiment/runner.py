@@ -28,7 +28,7 @@ log = logging.getLogger("imbalance")
 NOT_IDENTITY = ("mlflow", "resume", "rerun_of")  # where and how a run is stored, not what it is
 # Settings added after runs already existed: at their default they are left out of the hashes,
 # so earlier runs keep theirs (resume still finds them; pass@k still groups them with new ones).
-ADDED_LATER = {"reward": "pass", "oracle_f1": None, "task_id": None, "budget.retrain_min_rows": 51_200}
+ADDED_LATER = {"reward": "pass", "oracle_f1": None, "task_id": None, "budget.retrain_min_rows": 51_200, "budget.max_train_rows": None}
 NOT_TASK = ("trial", "reward")  # repeats of one task: another trial, or the same grade paid otherwise
 
 

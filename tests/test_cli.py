@@ -166,7 +166,7 @@ def test_help_and_bad_overrides_import_nothing_heavy(tmp_path, args):
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
     if args == ["--help"]:
         assert proc.returncode == 0
-        assert "source: csv, kaggle, synthetic, synthetic_original" in proc.stdout and "agent: anthropic, heuristic, openai, random, replay" in proc.stdout
+        assert "source: benchmark, csv, kaggle, mixture, synthetic, synthetic_original" in proc.stdout and "agent: anthropic, heuristic, naive, openai, random, replay" in proc.stdout
         assert f"tau: {DEFAULT_TAU}" in proc.stdout and "schema/" not in proc.stdout
     else:
         assert proc.returncode == 1

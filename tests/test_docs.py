@@ -262,3 +262,11 @@ def test_every_relative_link_in_the_docs_resolves():
             if "://" not in target and not (doc.parent / target).exists():
                 broken.append(f"{doc.name}: {target}")
     assert broken == []
+
+
+def test_the_data_set_table_is_what_list_datasets_prints():
+    proc = subprocess.run([sys.executable, "scripts/list_datasets.py"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    table = proc.stdout.strip()
+    assert table.count("\n") > 100 and "| `creditcard` | creditcard | kaggle | 284,807 | 492 | 30 |" in table
+    assert table in (ROOT / "docs" / "datasets.md").read_text()

@@ -190,7 +190,7 @@ def format_report(summary: dict, title: str) -> str:
         note = f"TEST positives per seed: {summary['test_positives']:.1f}"
         if summary["test_positives"] < FEW_TEST_POSITIVES:
             note += (f" (fewer than {FEW_TEST_POSITIVES}: one positive moves TEST F1 by about {1 / summary['test_positives']:.2f}; "
-                     "grades are noisy, grading.redraws=5 steadies what the strategy earns)")
+                     "one episode's grade is noisy: compare policies over many seeds)")
         lines.append(note)
     lines += ["", "paid-action sets, best validation F1 first (TEST F1 against no paid action):",
               f"  {'actions':62} {'val F1':>7} {'TEST F1':>8} {'gain':>7} {'sd':>6} {'pass':>6}"]

@@ -12,7 +12,8 @@ first access, so `import imbalance` alone never loads verifiers or torch).
 - `ImbalanceTask`: builds the row's episode at setup (TaskEpisode, the wiring imbalance.run
   uses), grades it at finalize (submitting for the model if it did not) and scores it: reward
   `reward` = the grade (`pass` or `normalized`, per `--env.taskset.task.overrides`), metrics
-  `test_f1`, `passed`, `steps_used`, `tool_calls`, `invalid_tool_calls`, `margin_to_tau`.
+  `test_f1`, `passed`, `steps_used`, `tool_calls`, `invalid_tool_calls`, `margin_to_tau`, `submitted`
+  (1: the model called submit_answer; 0: termination_reason=auto_submitted).
 - `ImbalanceHarness`, the id's default harness: imbalance.run's own OpenAI conversation
   (agents/llm), pointed at the rollout's interception endpoint, so verifiers records every
   model call. Native tool calls with the catalogue's JSON schemas, every call of a turn
@@ -101,6 +102,7 @@ class ImbalanceTask(vf.Task[ImbalanceData, ImbalanceState, ImbalanceTaskConfig])
             "tool_calls": float(o["tool_calls"]),
             "invalid_tool_calls": float(o["invalid_tool_calls"]),
             "margin_to_tau": float(o["margin"]),
+            "submitted": float(o["termination_reason"] == "submitted"),  # 0: the runner submitted for the model (auto_submitted)
         }
 
 

@@ -175,3 +175,18 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180) 
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the llama.cpp server did not start: {log.read_text()[-3000:]}")
         time.sleep(0.5)
+
+
+def test_the_readmes_vf_eval_line_is_a_valid_run(tmp_path):
+    """The documented command, as typed (vf-eval resolves and validates it, then stops: --dry-run)."""
+    import shlex
+
+    (line,) = [x for x in (ROOT / "README.md").read_text().splitlines() if x.startswith(".venv-verifiers/bin/vf-eval imbalance")]
+    argv = shlex.split(line)
+    proc = subprocess.run([str(VF_EVAL), *argv[1:], "--dry-run"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "OPENAI_API_KEY": "unused"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (saved,) = tmp_path.glob("outputs/*/configs/resolved/eval.json")
+    config = json.loads(saved.read_text())
+    assert config["env"]["taskset"]["id"] == "imbalance" and config["env"]["agent"]["runtime"]["type"] == "subprocess"
+    assert config["select"]["limit"] == 5 and config["num_rollouts"] == 2

@@ -226,3 +226,11 @@ def test_the_task_api_lists_the_task_set_and_a_reset_plays_a_row(server):
         assert env.step({"tool": "get_budget"}).observation["output"]["error"] == "no_episode"
     client, _, runs = runs_of(local_uri(folder))
     assert sum(1 for run in runs if run.data.tags.get("task_id") == "v1-eval-0003") == 2
+
+
+def test_openenv_validate_accepts_the_running_server(server):
+    _, url = server
+    proc = subprocess.run([str(Path(sys.executable).with_name("openenv")), "validate", url, "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["passed"] is True and all(c["passed"] for c in report["criteria"]), report

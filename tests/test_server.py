@@ -234,3 +234,25 @@ def test_openenv_validate_accepts_the_running_server(server):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["passed"] is True and all(c["passed"] for c in report["criteria"]), report
+
+
+def test_a_group_of_8_sessions_of_one_task_gets_one_reward(server):
+    """A GRPO group through the wire: eight sessions of one row (by task_id), the same calls."""
+    _, url = server
+    finals, errors = [], []
+
+    def session() -> None:
+        try:
+            with GenericEnvClient(base_url=url, message_timeout_s=600).sync() as env:
+                assert "error" not in env.reset(task_id="v1-eval-0001").observation["output"]
+                finals.append([env.step(action) for action in EPISODE][-1])
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    assert errors == [] and len(finals) == 8 and all(f.done for f in finals)
+    assert len({(f.reward, f.observation["info"]["test_f1"]) for f in finals}) == 1

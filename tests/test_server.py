@@ -190,3 +190,69 @@ def test_the_readme_client_snippet_plays_an_episode(server, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     reward, test_f1 = map(float, proc.stdout.split())
     assert reward in (0.0, 1.0) and 0.0 < test_f1 < 1.0
+
+
+def test_the_task_api_lists_the_task_set_and_a_reset_plays_a_row(server):
+    """OpenEnv 0.10's task API: rows over HTTP, and reset to one by split and index or by task_id."""
+    from imbalance.tasks import load_taskset
+
+    folder, url = server
+
+    def call(path: str, body: dict | None = None):
+        request = urllib.request.Request(url + path, json.dumps(body).encode() if body is not None else None, {"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, None
+
+    assert call("/imbalance/splits") == (200, [{"name": "train", "type": "train", "num_tasks": 1000}, {"name": "eval", "type": "test", "num_tasks": 200},
+                                                {"name": "lite", "type": "test", "num_tasks": 20}])
+    assert call("/imbalance/tasks", {"split": "lite"}) == (200, {"tasks": load_taskset("lite"), "env_name": "imbalance"})
+    assert call("/imbalance/num_tasks", {"split": "eval"}) == (200, {"num_tasks": 200})
+    assert call("/imbalance/task", {"split": "eval", "index": 3})[1]["task"]["task_id"] == "v1-eval-0003"
+    assert call("/imbalance/task_range", {"split": "train", "start": 2, "stop": 4})[1]["tasks"] == load_taskset("train")[2:4]
+    assert call("/imbalance/task", {"split": "lite", "index": 20})[0] == 400
+
+    with GenericEnvClient(base_url=url, message_timeout_s=300).sync() as env:
+        by_index = env.reset(split="eval", index=3)
+        assert env.state()["task_id"] == "v1-eval-0003"
+        by_id = env.reset(task_id="v1-eval-0003")
+        assert by_index.observation["output"] == by_id.observation["output"] and "error" not in by_id.observation["output"]
+        seeded = env.reset(seed=3)
+        assert seeded.observation["output"] != by_id.observation["output"] and env.state()["task_id"] is None
+        for bad in ({"task_id": "v1-eval-9999"}, {"split": "lite", "index": 20}, {"split": "eval"}, {"task_id": "v1-eval-0003", "seed": 1}):
+            assert env.reset(**bad).observation["output"]["error"] == "bad_task", bad
+        assert env.step({"tool": "get_budget"}).observation["output"]["error"] == "no_episode"
+    client, _, runs = runs_of(local_uri(folder))
+    assert sum(1 for run in runs if run.data.tags.get("task_id") == "v1-eval-0003") == 2
+
+
+def test_openenv_validate_accepts_the_running_server(server):
+    _, url = server
+    proc = subprocess.run([str(Path(sys.executable).with_name("openenv")), "validate", url, "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["passed"] is True and all(c["passed"] for c in report["criteria"]), report
+
+
+def test_a_group_of_8_sessions_of_one_task_gets_one_reward(server):
+    """A GRPO group through the wire: eight sessions of one row (by task_id), the same calls."""
+    _, url = server
+    finals, errors = [], []
+
+    def session() -> None:
+        try:
+            with GenericEnvClient(base_url=url, message_timeout_s=600).sync() as env:
+                assert "error" not in env.reset(task_id="v1-eval-0001").observation["output"]
+                finals.append([env.step(action) for action in EPISODE][-1])
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    assert errors == [] and len(finals) == 8 and all(f.done for f in finals)
+    assert len({(f.reward, f.observation["info"]["test_f1"]) for f in finals}) == 1

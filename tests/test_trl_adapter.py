@@ -88,3 +88,19 @@ def test_get_reward_submits_for_a_model_that_did_not(tmp_path):
     reward = env.get_reward()
     assert env._episode.outcome["termination_reason"] == "auto_submitted"
     assert reward == replay_task(row, [("train", {"epochs": 2})], FAST, tmp_path).data.metrics["reward"]
+
+
+@pytest.mark.parametrize("reward", ["pass", "normalized"])
+def test_a_group_of_8_rollouts_of_one_row_gets_one_reward(reward):
+    """GRPO's premise: GRPOTrainer makes one instance per rollout; the same calls on a row give one reward."""
+    from imbalance.integrations.trl import ImbalanceToolEnv
+
+    row = load_taskset("lite")[5]
+    rewards = set()
+    for _ in range(8):
+        env = ImbalanceToolEnv(overrides=[*FAST, f"reward={reward}"])
+        env.reset(**row)
+        for tool, arguments in CALLS:
+            getattr(env, tool)(**arguments)
+        rewards.add((env.get_reward(), env._episode.outcome["test_f1"]))
+    assert len(rewards) == 1

@@ -50,7 +50,7 @@ def serve_forever(config, tracking_uri: str) -> None:
 
         from imbalance.experiment.server import Server
     except ImportError as exc:
-        exit_with(UsageError(f"python -m imbalance.serve needs openenv-core ({exc.name} is missing): pip install -e '.[rl]' -c constraints.txt"))
+        exit_with(UsageError(f"python -m imbalance.serve needs openenv ({exc.name} is missing): pip install -e '.[rl]' -c constraints.txt"))
     from imbalance.tracking.episode_run import many_episodes
     from imbalance.tracking.store import ui_command
 

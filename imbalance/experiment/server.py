@@ -1,10 +1,12 @@
 """The environment behind an OpenEnv server: one WebSocket session = one episode.
 
-Built on openenv-core's server pieces (`create_app`: sessions over `/ws`, the limit on live
+Built on openenv's server pieces (0.10; openenv-core 0.3's import path) (`create_app`: sessions over `/ws`, the limit on live
 sessions, the idle reaper). Each session's `ServedEpisode` is an OpenEnv `Environment`:
 
     reset(seed=S)  -> the task prompt, the tool schemas and the task summary; a new episode
                       of the server's configuration with seed S (an unfinished one is KILLED)
+    reset(split="eval", index=3) or reset(task_id="v1-eval-0003")
+                   -> the same, for a row of the task set (task_api.py: OpenEnv's task API)
     step({"tool": NAME, "arguments": {...}})
                    -> the tool result; at submission reward 1.0/0.0 (TEST F1 >= tau within the
                       budget), done, and the grade in `info` (OpenEnv sends declared fields
@@ -32,10 +34,12 @@ from imbalance.agents.llm.prompt import TaskBrief, task_prompt
 from imbalance.config.schema import ServeConfig
 from imbalance.env.reward import config_reward
 from imbalance.env.tools import TOOLS
+from imbalance.errors import UsageError
 from imbalance.experiment.build import build_episode
 from imbalance.experiment.episode import RecordingToolbox, conclude
 from imbalance.experiment.runner import EpisodeRecorder, default_choices
 from imbalance.experiment.sessions import SessionPool
+from imbalance.experiment.task_api import TaskAPI, row_config, selected_row
 
 log = logging.getLogger("imbalance")
 CLIENT_AGENT = "client"  # the agent tag of a served episode: whoever drives the session
@@ -65,6 +69,7 @@ class EpisodeState(State):
     tool_calls: int = 0
     done: bool = False
     run_id: str | None = None
+    task_id: str | None = None
 
 
 class Server:
@@ -87,7 +92,7 @@ class Server:
         self.pool.close()
 
 
-class ServedEpisode(Environment):
+class ServedEpisode(TaskAPI, Environment):
     SUPPORTS_CONCURRENT_SESSIONS = True
 
     def __init__(self, server: Server):
@@ -97,13 +102,21 @@ class ServedEpisode(Environment):
         self._episode: _Episode | None = None
         self._closed = False
 
-    def reset(self, seed: int | None = None, episode_id: str | None = None) -> ToolObservation:
+    def reset(self, seed: int | None = None, episode_id: str | None = None, split: str | None = None, index: int | None = None,
+              task_id: str | None = None) -> ToolObservation:
         self._end("a new episode was started in the session before this one was submitted")
         base = self.server.config
-        config = dataclasses.replace(base, seed=base.seed if seed is None else int(seed))
+        try:
+            row = selected_row(split, index, task_id)
+            if row is not None and seed is not None and int(seed) != int(row["seed"]):
+                raise UsageError(f"task {row['task_id']} fixes seed ({row['seed']}); drop seed or the task")
+        except UsageError as exc:  # the client named a task wrongly: its error, not the server's
+            self._state = EpisodeState()
+            return ToolObservation(output={"error": "bad_task", "message": str(exc)}, reward=0.0)
+        config = row_config(base, row) if row is not None else dataclasses.replace(base, seed=base.seed if seed is None else int(seed))
         self._episode = _Episode(config, self.server)
         self._state = EpisodeState(episode_id=episode_id or str(uuid.uuid4()), tau=config.tau, max_steps=config.budget.max_steps,
-                                   run_id=self._episode.recorder.run.run_id)
+                                   run_id=self._episode.recorder.run.run_id, task_id=config.task_id)
         summary, _ = self._episode.env.reset()
         return ToolObservation(output=summary, prompt=self._episode.prompt, tools=TOOL_SCHEMAS)
 

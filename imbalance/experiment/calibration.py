@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import statistics
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -241,7 +242,7 @@ def plot(summary: dict, path: Path, title: str) -> None:
     right.set_xlabel("tau")
     right.set_ylabel("pass rate")
     right.legend(fontsize=8, loc="lower left")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, 140), fontsize=10)  # a task's overrides can be longer than the figure
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -38,6 +38,21 @@ def make_env(*overrides: str):
     return build(*overrides).env
 
 
+def hidden_test(env):
+    """The TEST rows of an in-process environment, read from its grader (the only holder)."""
+    from imbalance.data.splits import Split
+
+    return Split(env._grader._X, env._grader._y)
+
+
+def with_test(env, test):
+    """The environment's train and validation splits with another TEST split, to build a twin."""
+    from imbalance.data.splits import Splits
+
+    v = env.splits
+    return Splits(v.train, v.val, test, v.feature_names, v.description)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_", "KAGGLE"))}
     env.update(extra)

@@ -286,22 +286,46 @@ def bench_rollouts(report, repeats: int = 3, rollouts: int = 8) -> None:
             t.join()
         return rewards
 
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def worker_cpu() -> list[float]:
+        out = []
+        for worker in pool._workers:
+            with open(f"/proc/{worker.process.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out.append((int(fields[11]) + int(fields[12])) / tick)
+        return out
+
     reference = sequential()
     same = threaded() == reference
     walls: dict[str, list[float]] = {"sequential": [], "threads": []}
+    cpu: dict[str, list[list[float]]] = {"sequential": [], "threads": []}
     for _ in range(repeats):
         for name, run in (("sequential", sequential), ("threads", threaded)):
-            t = time.perf_counter()
+            before, parent, t = worker_cpu(), time.process_time(), time.perf_counter()
             rewards = run()
             walls[name].append(time.perf_counter() - t)
+            cpu[name].append([time.process_time() - parent] + [b - a for a, b in zip(before, worker_cpu())])
             same = same and rewards == reference
     seq, par = statistics.median(walls["sequential"]), statistics.median(walls["threads"])
+
+    def cores_used(name: str) -> float:
+        return statistics.median(sum(c) / w for c, w in zip(cpu[name], walls[name]))
+
     report.table(
-        ["rollouts", "median wall", "each run"],
-        [[f"{rollouts} one after another", f"{seq:.2f} s", ", ".join(f"{w:.2f}" for w in walls["sequential"])],
-         [f"{rollouts} in {rollouts} threads", f"**{par:.2f} s**", ", ".join(f"{w:.2f}" for w in walls["threads"])]],
+        ["rollouts", "median wall", "each run", "CPU s: parent + workers (median run)", "cores received"],
+        [[f"{rollouts} one after another", f"{seq:.2f} s", ", ".join(f"{w:.2f}" for w in walls["sequential"]),
+          " + ".join(f"{c:.1f}" for c in sorted(cpu["sequential"], key=sum)[len(cpu["sequential"]) // 2]), f"{cores_used('sequential'):.2f}"],
+         [f"{rollouts} in {rollouts} threads", f"**{par:.2f} s**", ", ".join(f"{w:.2f}" for w in walls["threads"]),
+          " + ".join(f"{c:.1f}" for c in sorted(cpu["threads"], key=sum)[len(cpu["threads"]) // 2]), f"{cores_used('threads'):.2f}"]],
     )
+    # On idle cores the threaded run is bounded by the busiest worker (plus the parent's share);
+    # on a shared machine the kernel's fair share can hold a session to less than its cores.
+    threads_cpu = sorted(cpu["threads"], key=sum)[len(cpu["threads"]) // 2]
+    bound = (threads_cpu[0] + max(threads_cpu[1:])) / sum(threads_cpu)
     report.emit("")
     report.emit(f"Ratio threads / one after another: **{par / seq:.2f}** (target <= 0.75) on {cores} cores, a pool of {pool.workers} "
                 f"worker(s) (start-up {startup:.1f} s, not counted); identical rewards in every run: **{same}** (rewards {reference}). "
-                f"Medians of {repeats} alternating runs.")
+                f"Medians of {repeats} alternating runs. From the CPU work alone (the parent's plus the busiest worker's, over all "
+                f"of it) the ratio on idle cores would be {bound:.2f}; cores received above 1 in the threaded run show the rollouts "
+                f"training side by side, and a figure near the sequential one shows a machine whose other work held them back.")

@@ -6,6 +6,7 @@ stepping in threads get exactly the numbers they get one after another."""
 from __future__ import annotations
 
 import gc
+import json
 import pickle
 import threading
 import types
@@ -187,3 +188,33 @@ def test_rollouts_stepping_in_threads_get_the_rewards_they_get_one_after_another
         t.join(timeout=600)
     assert together == alone
     assert len({outcome["test_f1"] for outcome, _ in alone}) == 2  # two different episodes, compared exactly
+
+
+@pytest.mark.slow  # a fresh MLflow store: its migrations take seconds
+def test_rollouts_are_mlflow_runs_only_when_asked(pool, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from imbalance.integrations.episode import TaskEpisode
+    from tests.helpers import run_artifact
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    overrides = [*FAST, f"mlflow.tracking_uri={uri}"]
+    row = load_taskset("lite")[3]
+    recorded = TaskEpisode(row, overrides, pool=pool, record=True)
+    for tool, arguments in CALLS:
+        recorded.call(tool, arguments)
+    outcome = recorded.finish()
+    TaskEpisode(row, overrides, pool=pool).finish()  # not asked: no run
+    dropped = TaskEpisode(row, overrides, pool=pool, record=True)
+    dropped.call("train", {"epochs": 1})
+    dropped_id = dropped._recorder.run.run_id
+    del dropped
+    gc.collect()
+    client = MlflowClient(uri)
+    runs = {r.info.run_id: r for r in client.search_runs([client.get_experiment_by_name("imbalance").experiment_id])}
+    assert set(runs) == {outcome["run_id"], dropped_id}
+    run = runs[outcome["run_id"]]
+    assert run.info.status == "FINISHED" and runs[dropped_id].info.status == "KILLED"
+    assert run.data.metrics["test_f1"] == outcome["test_f1"] and run.data.metrics["reward"] == outcome["reward"]
+    assert (run.data.tags["agent"], run.data.tags["task_id"], run.data.tags["termination_reason"]) == ("trainer", row["task_id"], "submitted")
+    assert run_artifact(tmp_path, run, "tool_calls.json") == json.loads(json.dumps(recorded.records))  # tuples are lists in JSON

@@ -30,6 +30,7 @@ argument it is in-process too (only the type named in the error message can diff
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import json
 import os
@@ -239,8 +240,6 @@ class RemoteEnv:
 def env_config(config: Config) -> dict[str, Any]:
     """The environment's part of a configuration, as plain JSON-able data (the worker rebuilds
     and checks it: `_config`)."""
-    import dataclasses
-
     return {key: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for key in ENV_KEYS for v in [getattr(config, key)]}
 
 
@@ -277,7 +276,13 @@ def _serve(conn: Any) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    import torch
+
     import imbalance.env.environment  # noqa: F401  (torch, Lightning: before the first request)
+
+    # One worker per core: a second intra-op thread (evaluation, grading) would only contend
+    # with the other workers (training already runs on one, model.threads).
+    torch.set_num_threads(1)
 
     while True:
         try:

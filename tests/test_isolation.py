@@ -9,61 +9,16 @@ import gc
 import json
 import pickle
 import threading
-import types
 from concurrent.futures import Future
 
-import numpy as np
 import pytest
-import torch
 
-from imbalance.experiment.episode import RecordingToolbox
 from imbalance.experiment.sessions import OPS, ProtocolError, SessionPool
 from imbalance.tasks import load_taskset
-from tests.helpers import FAST, SMALL, compose_config, hidden_test, make_env
+from tests.helpers import FAST, SMALL, compose_config, make_env, reachable_arrays
 
-OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, threading.Thread)
 CALLS = [("imbalance_start", {}), ("train", {"epochs": 2}), ("smote", {"ratio": 0.1, "k": 5}), ("sweep_thresholds", {}),
          ("set_class_weights", {"beta": 0.99}), ("eval_on_val", {}), ("submit_answer", {})]
-
-
-def reachable_arrays(root, skip: tuple[type, ...] = ()) -> list[np.ndarray]:
-    """Every numpy array (tensors as arrays) reachable from `root` through instances and
-    containers; classes, modules, functions and threads are not followed (they lead to the
-    whole interpreter), nor instances of `skip`."""
-    seen, todo, found = set(), [root], []
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen or isinstance(obj, OPAQUE) or (skip and isinstance(obj, skip)):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, np.ndarray):
-            found.append(obj)
-        elif isinstance(obj, torch.Tensor):
-            found.append(obj.detach().numpy())
-            continue
-        todo.extend(gc.get_referents(obj))
-    return found
-
-
-def holds(arrays: list[np.ndarray], target: np.ndarray) -> bool:
-    """One of `arrays` is `target`'s memory or an equal copy of it."""
-    return any(np.shares_memory(a, target) or (a.shape == target.shape and np.array_equal(a, target)) for a in arrays)
-
-
-def test_in_process_only_the_grader_holds_test():
-    from imbalance.env.environment import _Grader
-
-    env = make_env("model=logreg")
-    env.reset()
-    toolbox = RecordingToolbox(env)
-    for tool, arguments in CALLS[:-1]:
-        toolbox.call(tool, arguments)
-    test = hidden_test(env)
-    assert not hasattr(env.splits, "test")
-    outside = reachable_arrays(toolbox, skip=(_Grader,))
-    assert holds(outside, env.splits.train.X) and holds(outside, env.splits.val.X)  # the walk does reach the data
-    assert not holds(outside, test.X) and not holds(outside, test.y)
-    assert holds(reachable_arrays(toolbox), test.X)  # ... and would find TEST where it is: in the grader
 
 
 def test_the_grader_is_read_only_and_assignments_never_change_the_grade():

@@ -30,7 +30,7 @@ import bench_concurrency  # noqa: E402  (the sections of many episodes in one pr
 from imbalance.cli.errors import ArgumentParser, command, require_writable_dir  # noqa: E402
 from imbalance.errors import UsageError  # noqa: E402
 
-SECTIONS = ("training", "creditcard", "tracking", "startup", "sweep", "kaggle_file", "memory", "llm_sweep", "cpu_sweep", "server")
+SECTIONS = ("training", "creditcard", "tracking", "startup", "sweep", "kaggle_file", "memory", "llm_sweep", "cpu_sweep", "server", "rollouts")
 FORBIDDEN_AT_STARTUP = ("torch", "pytorch_lightning", "lightning", "mlflow", "sklearn", "imblearn", "anthropic", "openai")
 CC_ROWS, CC_FRAUDS = 284_807, 492
 
@@ -383,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             "llm_sweep": lambda: bench_concurrency.bench_llm_sweep(report, work, args.repeats),
             "cpu_sweep": lambda: bench_concurrency.bench_cpu_sweep(report, work),
             "server": lambda: bench_concurrency.bench_server(report, work),
+            "rollouts": lambda: bench_concurrency.bench_rollouts(report, args.repeats),
         }[section]()
     report.emit(f"\n(benchmark wall time: {(time.perf_counter() - started) / 60:.1f} min)")
     if output:

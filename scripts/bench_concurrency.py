@@ -7,6 +7,9 @@
   client), each a scripted 10-call episode; step latency of free and paid calls; server memory.
 - cpu_sweep: heuristic episodes on the default task, concurrent against joblib with as many
   CPU workers: where the work is CPU, the concurrent launcher must not be slower.
+- rollouts: 8 rollouts of the TRL class (a scripted tool sequence each, on task-set train rows)
+  in 8 threads against the same 8 one after another, on the rollout pool (one worker per core):
+  the ratio of the medians, and whether every rollout's reward is the same both ways.
 
 Memory is the resident set of the whole process tree (the sweep or server and its workers),
 sampled every 0.2 s.
@@ -236,3 +239,109 @@ def bench_server(report, work: Path, sessions: int = 64) -> None:
     report.emit(f"Sessions graded: **{graded}/{sessions}**, refused or broken: **{len(errors)}** {errors[:2] if errors else ''}; "
                 f"all {sessions} episodes in {wall:.1f} s; server start-up {startup:.1f} s; peak server memory (with its workers) "
                 f"**{memory.peak / 1024:.2f} GiB** (target <= 2 GiB).")
+
+
+ROLLOUT_CALLS = [
+    ("imbalance_start", {}), ("train", {"epochs": 3}), ("smote", {"ratio": 0.1, "k": 5}), ("set_class_weights", {"beta": 0.99}),
+    ("train", {"epochs": 3}), ("eval_on_val", {}), ("sweep_thresholds", {}), ("submit_answer", {}),
+]
+
+
+def bench_rollouts(report, repeats: int = 3, rollouts: int = 8) -> None:
+    """Threads against one after another, alternating `repeats` times after one untimed round
+    of each (the workers' imports, their per-(source, seed) data caches); medians quoted."""
+    from imbalance.integrations.episode import rollout_pool
+    from imbalance.integrations.trl import ImbalanceToolEnv
+    from imbalance.tasks import load_taskset
+
+    cores = os.cpu_count() or 1
+    report.section(f"11. Trainer rollouts: {rollouts} rollouts of the TRL class in {rollouts} threads against one after another, "
+                   f"{len(ROLLOUT_CALLS)} scripted calls each")
+    rows = load_taskset("train")[:rollouts]
+    started = time.perf_counter()
+    pool = rollout_pool()
+    pool.ready()
+    startup = time.perf_counter() - started
+
+    def rollout(row: dict) -> float:
+        env = ImbalanceToolEnv()
+        env.reset(**row)
+        for tool, arguments in ROLLOUT_CALLS:
+            getattr(env, tool)(**arguments)
+        return env.get_reward()
+
+    def sequential() -> list[float]:
+        return [rollout(row) for row in rows]
+
+    def threaded() -> list[float]:
+        rewards: list = [None] * len(rows)
+
+        def one(i: int) -> None:
+            rewards[i] = rollout(rows[i])
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(rows))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return rewards
+
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def worker_cpu() -> list[float]:
+        out = []
+        for worker in pool._workers:
+            with open(f"/proc/{worker.process.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out.append((int(fields[11]) + int(fields[12])) / tick)
+        return out
+
+    reference = sequential()
+    same = threaded() == reference
+    ceiling = parallel_ceiling()
+    walls: dict[str, list[float]] = {"sequential": [], "threads": []}
+    cpu: dict[str, list[list[float]]] = {"sequential": [], "threads": []}
+    for _ in range(repeats):
+        for name, run in (("sequential", sequential), ("threads", threaded)):
+            before, parent, t = worker_cpu(), time.process_time(), time.perf_counter()
+            rewards = run()
+            walls[name].append(time.perf_counter() - t)
+            cpu[name].append([time.process_time() - parent] + [b - a for a, b in zip(before, worker_cpu())])
+            same = same and rewards == reference
+    seq, par = statistics.median(walls["sequential"]), statistics.median(walls["threads"])
+
+    def cores_used(name: str) -> float:
+        return statistics.median(sum(c) / w for c, w in zip(cpu[name], walls[name]))
+
+    report.table(
+        ["rollouts", "median wall", "each run", "CPU s: parent + workers (median run)", "cores received"],
+        [[f"{rollouts} one after another", f"{seq:.2f} s", ", ".join(f"{w:.2f}" for w in walls["sequential"]),
+          " + ".join(f"{c:.1f}" for c in sorted(cpu["sequential"], key=sum)[len(cpu["sequential"]) // 2]), f"{cores_used('sequential'):.2f}"],
+         [f"{rollouts} in {rollouts} threads", f"**{par:.2f} s**", ", ".join(f"{w:.2f}" for w in walls["threads"]),
+          " + ".join(f"{c:.1f}" for c in sorted(cpu["threads"], key=sum)[len(cpu["threads"]) // 2]), f"{cores_used('threads'):.2f}"]],
+    )
+    # On idle cores the threaded run is bounded by the busiest worker (plus the parent's share);
+    # on a shared machine the kernel's fair share can hold a session to less than its cores.
+    threads_cpu = sorted(cpu["threads"], key=sum)[len(cpu["threads"]) // 2]
+    bound = (threads_cpu[0] + max(threads_cpu[1:])) / sum(threads_cpu)
+    report.emit("")
+    report.emit(f"Ratio threads / one after another: **{par / seq:.2f}** (target <= 0.75) on {cores} cores, a pool of {pool.workers} "
+                f"worker(s) (start-up {startup:.1f} s, not counted); identical rewards in every run: **{same}** (rewards {reference}). "
+                f"Medians of {repeats} alternating runs. From the CPU work alone (the parent's plus the busiest worker's, over all "
+                f"of it) the ratio on idle cores would be {bound:.2f}; cores received above 1 in the threaded run show the rollouts "
+                f"training side by side, and a figure near the sequential one shows a machine whose other work held them back. "
+                f"Right now this machine gives two busy processes {ceiling:.2f}x the CPU of one (2.00 on {cores} idle cores), "
+                f"so no ratio below {1 / ceiling:.2f} was reachable in this run.")
+
+
+def parallel_ceiling(seconds: float = 3.0) -> float:
+    """CPU that two busy loops in two processes get over the CPU one gets, in the same wall time:
+    the largest speed-up of anything parallel on this machine at this moment (the kernel shares
+    the cores fairly between sessions, so other people's work caps it)."""
+    code = f"import time\nt, c = time.time(), time.process_time()\nwhile time.time() - t < {seconds}: pass\nprint(time.process_time() - c)"
+
+    def run(n: int) -> float:
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return sum(float(p.communicate()[0]) for p in procs)
+
+    return run(2) / run(1)

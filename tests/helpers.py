@@ -38,6 +38,55 @@ def make_env(*overrides: str):
     return build(*overrides).env
 
 
+def hidden_test(env):
+    """The TEST rows of an in-process environment, read from its grader (the only holder)."""
+    from imbalance.data.splits import Split
+
+    return Split(env._grader._X, env._grader._y)
+
+
+def with_test(env, test):
+    """The environment's train and validation splits with another TEST split, to build a twin."""
+    from imbalance.data.splits import Splits
+
+    v = env.splits
+    return Splits(v.train, v.val, test, v.feature_names, v.description)
+
+
+def reachable_arrays(root, skip: tuple[type, ...] = ()) -> list:
+    """Every numpy array (tensors as arrays) reachable from `root` through instances and
+    containers; classes, modules, functions and threads are not followed (they lead to the
+    whole interpreter), nor instances of `skip`."""
+    import gc
+    import threading
+    import types
+
+    import numpy as np
+    import torch
+
+    opaque = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, threading.Thread)
+    seen, todo, found = set(), [root], []
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, opaque) or (skip and isinstance(obj, skip)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            found.append(obj)
+        elif isinstance(obj, torch.Tensor):
+            found.append(obj.detach().numpy())
+            continue
+        todo.extend(gc.get_referents(obj))
+    return found
+
+
+def holds(arrays: list, target) -> bool:
+    """One of `arrays` is `target`'s memory or an equal copy of it."""
+    import numpy as np
+
+    return any(np.shares_memory(a, target) or (a.shape == target.shape and np.array_equal(a, target)) for a in arrays)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_", "KAGGLE"))}
     env.update(extra)

@@ -61,6 +61,7 @@ def all_imports(path: Path) -> list[str]:
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
+PROBE = [("imbalance_start", {}), ("train", {"epochs": 2}), ("smote", {"ratio": 0.1, "k": 5}), ("sweep_thresholds", {})]
 
 
 def test_every_module_belongs_to_a_layer():
@@ -88,3 +89,23 @@ def test_the_checker_flags_upward_and_banned_imports():
     assert wrong_imports("imbalance.errors", ["imbalance.config"]) == ["imbalance.config"]
     assert wrong_imports("imbalance.cli.run", ["imbalance.experiment.runner", "imbalance.errors"]) == []
     assert wrong_imports("imbalance", ["imbalance.integrations.verifiers_v1", "imbalance.integrations.trl"]) == ["imbalance.integrations.trl"]
+
+
+def test_in_process_only_the_grader_holds_test():
+    """The environment keeps train and validation; an object graph from the agent's toolbox meets
+    the TEST rows only inside the grader (through the session pool, not at all: test_isolation.py)."""
+    from imbalance.env.environment import _Grader
+    from imbalance.experiment.episode import RecordingToolbox
+    from tests.helpers import hidden_test, holds, make_env, reachable_arrays
+
+    env = make_env("model=logreg")
+    env.reset()
+    toolbox = RecordingToolbox(env)
+    for tool, arguments in PROBE:
+        toolbox.call(tool, arguments)
+    test = hidden_test(env)
+    assert not hasattr(env.splits, "test")
+    outside = reachable_arrays(toolbox, skip=(_Grader,))
+    assert holds(outside, env.splits.train.X) and holds(outside, env.splits.val.X)  # the walk does reach the data
+    assert not holds(outside, test.X) and not holds(outside, test.y)
+    assert holds(reachable_arrays(toolbox), test.X)  # ... and would find TEST where it is: in the grader

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +11,7 @@ from sklearn.metrics import f1_score
 from imbalance.data.splits import Split
 from imbalance.env.environment import ImbalanceEnv
 from imbalance.env.tools import PAID_TOOLS, TOOLS, TOOLS_BY_NAME
-from tests.helpers import make_env
+from tests.helpers import hidden_test, make_env, with_test
 
 
 def call(env, tool, **args):
@@ -271,8 +270,8 @@ def test_submit_grades_once_and_ends_the_episode(env):
     result = call(env, "submit_answer")
     assert result.output["submitted"] and env.done
     grade = env.state.grade
-    test_proba = env._model.predict_proba(env._grader._X).numpy()
-    assert grade.test_f1 == pytest.approx(f1_score(env.splits.test.y, test_proba >= grade.threshold), abs=1e-12)
+    test_proba = env._grader._proba(env._model)
+    assert grade.test_f1 == pytest.approx(f1_score(hidden_test(env).y, test_proba >= grade.threshold), abs=1e-12)
     assert grade.passed == (grade.test_f1 >= env.tau)
     for tool, args in [("submit_answer", {}), ("train", {"epochs": 1}), ("set_threshold", {"threshold": 0.01})]:
         refused = env.call(tool, args)
@@ -346,9 +345,9 @@ def test_no_tool_result_depends_on_the_test_split():
     """Same train/val with a different TEST: every result before submission is identical."""
     env_a = make_env("seed=3")
     rng = np.random.default_rng(0)
-    t = env_a.splits.test
+    t = hidden_test(env_a)
     other_test = Split(rng.normal(size=t.X.shape).astype(np.float32), rng.permutation(t.y))
-    env_b = ImbalanceEnv(dataclasses.replace(env_a.splits, test=other_test), model=env_a.model_cfg, budget=env_a.budget, tau=env_a.tau, seed=3)
+    env_b = ImbalanceEnv(with_test(env_a, other_test), model=env_a.model_cfg, budget=env_a.budget, tau=env_a.tau, seed=3)
     outs_a, grade_a = play_script(env_a)
     outs_b, grade_b = play_script(env_b)
     assert json.dumps(outs_a) == json.dumps(outs_b)

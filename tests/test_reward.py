@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +14,7 @@ from imbalance.env.environment import ImbalanceEnv
 from imbalance.env.metrics import prf
 from imbalance.env.reward import episode_reward, normalized_f1
 from imbalance.errors import UsageError
-from tests.helpers import build, compose_config
+from tests.helpers import build, compose_config, hidden_test, with_test
 
 SCRIPT = [("imbalance_start", {}), ("train", {"epochs": 3}), ("use_focal", {"alpha": 0.75, "gamma": 2.0}), ("sweep_thresholds", {}), ("submit_answer", {})]
 
@@ -56,7 +55,7 @@ def test_the_baseline_is_the_reset_model_at_the_starting_threshold():
     """The TEST counterpart of baseline_val_f1: the model reset trains, at threshold 0.5."""
     env = build("seed=4").env
     observation, _ = env.reset()
-    expected = prf(env.splits.test.y, env._model.predict_proba(env._grader._X).numpy(), 0.5)["f1"]
+    expected = prf(hidden_test(env).y, env._grader._proba(env._model), 0.5)["f1"]
     assert observation["baseline_val_f1"] == round(prf(env.splits.val.y, env._val_proba, 0.5)["f1"], 6)
     env.call("train", {"epochs": 5})  # later training does not move the baseline
     assert env.submit().baseline_test_f1 == pytest.approx(expected)
@@ -68,9 +67,9 @@ def test_the_baseline_reads_test_but_nothing_before_submission_shows_it():
     setup = build("seed=3", "reward=normalized", "budget.retrain_epochs=30")  # a baseline that predicts positives
     env_a = setup.env
     rng = np.random.default_rng(0)
-    t = env_a.splits.test
+    t = hidden_test(env_a)
     other = Split(rng.normal(size=t.X.shape).astype(np.float32), rng.permutation(t.y))
-    env_b = ImbalanceEnv(dataclasses.replace(env_a.splits, test=other), model=env_a.model_cfg, budget=env_a.budget, tau=env_a.tau,
+    env_b = ImbalanceEnv(with_test(env_a, other), model=env_a.model_cfg, budget=env_a.budget, tau=env_a.tau,
                          seed=3, reward="normalized", oracle_f1=env_a.oracle_f1)
     seen = []
     for env in (env_a, env_b):

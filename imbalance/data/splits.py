@@ -35,6 +35,21 @@ class Splits:
     feature_names: tuple[str, ...]
     description: str
 
+    def without_test(self) -> VisibleSplits:
+        """What the environment keeps: the grader takes the TEST split and nobody else does."""
+        return VisibleSplits(self.train, self.val, self.feature_names, self.description)
+
+
+@dataclass(frozen=True)
+class VisibleSplits:
+    """Train and validation: the rows an agent's tools may compute from (no `test` field, so
+    no code beside the grader can read TEST through the environment)."""
+
+    train: Split
+    val: Split
+    feature_names: tuple[str, ...]
+    description: str
+
 
 def split_and_scale(
     X: np.ndarray,

@@ -20,13 +20,16 @@ Contract (Gymnasium-like, documented here because RL trainers drive it without H
   `terminated` is True from then on. `truncated` turns True when `budget.max_tool_calls` calls
   were made; the caller should then submit (`env.submit(auto=True)`).
 - Nothing returned before submission is computed from TEST rows: the constructor hands the test
-  split to the grader and no other code reads it; the scaler was fitted on train.
+  split to the grader, which alone keeps it (`splits` holds train and validation only); the
+  scaler was fitted on train. The grader's tau, step limit and TEST rows are read-only, and so
+  are `tau` and `budget` here (`budget` is a copy).
 - `reset(seed=s)` replays the episode under another training/SMOTE seed on the same data and
   tau: the split is fixed when the env is built (build a new env for a new draw of the data).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from typing import Any
@@ -37,31 +40,55 @@ from imbalance.config.constraints import short_repr
 from imbalance.config.schema import Budget, Config, LogregModel, MlpModel
 from imbalance.data.splits import Split, Splits
 from imbalance.env.metrics import best_threshold, pr_auc, prf
-from imbalance.env.results import EpisodeState, Grade, ToolResult
+from imbalance.env.results import MAX_RECORDED_STRING, EpisodeState, Grade, ToolResult
 from imbalance.env.reward import episode_reward, oracle_f1
 from imbalance.env.tools import FREE_TOOLS, PAID_TOOLS, TOOLS_BY_NAME, ToolArgumentError
 from imbalance.seeding import derive_seed, generator
 from imbalance.training.fit import fit, new_model, to_tensors
 from imbalance.training.losses import LossSpec, effective_number_weights
 
-MAX_RECORDED_STRING = 10_000
-
 
 class _Grader:
-    """Holds the hidden TEST split; the only code that ever reads it."""
+    """Holds the hidden TEST split; the only code that ever reads it.
+
+    Read-only: tau, the step limit and its own copy of the TEST rows are fixed when it is built,
+    assignment raises and the arrays refuse writes. An agent in the same process can still
+    reach this object (Python hides nothing from code in its process), so a caller that cannot
+    trust its agent plays through the session pool, whose workers keep the grader out of the
+    agent's process and answer named operations only (experiment/sessions.py).
+    """
+
+    __slots__ = ("_X", "_y", "_tau", "_max_steps", "_baseline_f1")
 
     def __init__(self, test: Split, tau: float, max_steps: int):
-        self._X, _ = to_tensors(test.X)
-        self._y = test.y
-        self._tau, self._max_steps = tau, max_steps
-        self._baseline_f1 = float("nan")
+        X, y = np.array(test.X, dtype=np.float32), np.array(test.y)  # copies: no other reference can change them
+        X.flags.writeable = y.flags.writeable = False
+        for name, value in (("_X", X), ("_y", y), ("_tau", float(tau)), ("_max_steps", int(max_steps)), ("_baseline_f1", float("nan"))):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the grader is read-only (tried to set {name})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"the grader is read-only (tried to delete {name})")
+
+    def __reduce__(self):
+        raise TypeError("the grader holds TEST: it is never pickled or sent anywhere")
+
+    @property
+    def tau(self) -> float:
+        return self._tau
+
+    def _proba(self, model) -> np.ndarray:
+        X, _ = to_tensors(self._X.copy())  # torch wants a writable array; the copy keeps ours read-only
+        return model.predict_proba(X).numpy()
 
     def record_baseline(self, model, threshold: float) -> None:
         """Remember the reset model's TEST F1; nothing is returned, so nothing can leak."""
-        self._baseline_f1 = prf(self._y, model.predict_proba(self._X).numpy(), threshold)["f1"]
+        object.__setattr__(self, "_baseline_f1", prf(self._y, self._proba(model), threshold)["f1"])
 
     def grade(self, model, threshold: float, steps_used: int) -> Grade:
-        scores = prf(self._y, model.predict_proba(self._X).numpy(), threshold)
+        scores = prf(self._y, self._proba(model), threshold)
         passed = scores["f1"] >= self._tau and steps_used <= self._max_steps
         return Grade(scores["f1"], scores["precision"], scores["recall"], threshold, steps_used, passed, self._baseline_f1)
 
@@ -69,12 +96,15 @@ class _Grader:
 class ImbalanceEnv:
     def __init__(self, splits: Splits, *, model: LogregModel | MlpModel, budget: Budget, tau: float, seed: int = 0,
                  reward: str = "pass", oracle_f1: float | None = None):
-        self.splits = splits
-        self.model_cfg, self.budget, self.tau, self.seed = model, budget, float(tau), int(seed)
+        # The grader takes TEST; the environment keeps train and validation only, so nothing
+        # reachable from the environment outside the grader holds a TEST row.
+        self._grader = _Grader(splits.test, tau, budget.max_steps)
+        self.splits = splits.without_test()
+        self.model_cfg, self.seed = model, int(seed)
+        self._budget = dataclasses.replace(budget)  # a private copy: `budget` hands out copies
         if reward == "normalized" and oracle_f1 is None:
             raise ValueError("reward='normalized' needs oracle_f1")
         self.reward_mode, self.oracle_f1 = reward, oracle_f1
-        self._grader = _Grader(splits.test, self.tau, budget.max_steps)
         self._X_val, _ = to_tensors(splits.val.X)
         self._y_val = splits.val.y
         self.timings: dict[str, float] = defaultdict(float)
@@ -158,12 +188,22 @@ class ImbalanceEnv:
         return episode_reward(self.reward_mode, passed=grade.passed, test_f1=grade.test_f1, baseline_f1=grade.baseline_test_f1, oracle_f1=self.oracle_f1)
 
     @property
+    def tau(self) -> float:
+        """The pass bar, as the grader holds it (read-only: the grade never depends on what an agent writes here)."""
+        return self._grader.tau
+
+    @property
+    def budget(self) -> Budget:
+        """A copy of the episode's budget: changing it changes nothing in the episode."""
+        return dataclasses.replace(self._budget)
+
+    @property
     def done(self) -> bool:
         return self.state.done
 
     @property
     def truncated(self) -> bool:
-        return self.state.truncated(self.budget.max_tool_calls)
+        return self.state.truncated(self._budget.max_tool_calls)
 
     @property
     def description(self) -> str:
@@ -182,13 +222,13 @@ class ImbalanceEnv:
     @property
     def train_rows_left(self) -> int | None:
         """Rows the free train() calls may still see (None: the task does not limit training)."""
-        if self.budget.max_train_rows is None:
+        if self._budget.max_train_rows is None:
             return None
-        return max(self.budget.max_train_rows - self.state.train_rows_used, 0)
+        return max(self._budget.max_train_rows - self.state.train_rows_used, 0)
 
     @property
     def budget_remaining(self) -> int:
-        return max(self.budget.max_steps - self.state.steps_used, 0)
+        return max(self._budget.max_steps - self.state.steps_used, 0)
 
     def metrics(self) -> dict[str, float]:
         """The per-call metrics the tracker logs (validation only)."""
@@ -206,11 +246,11 @@ class ImbalanceEnv:
 
     def _tool_train(self, epochs: int, lr: float | None = None) -> dict:
         n_rows = len(self._train_y)
-        cap = max(1, self.budget.max_train_rows_per_call // max(n_rows, 1))
+        cap = max(1, self._budget.max_train_rows_per_call // max(n_rows, 1))
         left = self.train_rows_left
         if left is not None:
             if left < n_rows:
-                return {"error": "training_budget_exceeded", "message": f"train: the episode's {self.budget.max_train_rows} rows of training "
+                return {"error": "training_budget_exceeded", "message": f"train: the episode's {self._budget.max_train_rows} rows of training "
                         f"are used ({left} left, one epoch is {n_rows}); nothing changed. Paid actions still retrain the model for free"}
             cap = min(cap, left // n_rows)
         run_epochs = min(epochs, cap)
@@ -221,7 +261,7 @@ class ImbalanceEnv:
         val = {**self._val_view(), "pr_auc": round(self._pr_auc(), 6)}
         out = {"trained_epochs": run_epochs, "lr": lr if lr is not None else self.model_cfg.lr, "val": val}
         if run_epochs < epochs:
-            why = "the episode's training budget" if left is not None and left // n_rows < epochs else f"one call may see at most {self.budget.max_train_rows_per_call} rows"
+            why = "the episode's training budget" if left is not None and left // n_rows < epochs else f"one call may see at most {self._budget.max_train_rows_per_call} rows"
             out["note"] = f"capped at {run_epochs} epochs: {why}"
         if left is not None:
             out["train_rows_left"] = self.train_rows_left
@@ -240,12 +280,12 @@ class ImbalanceEnv:
 
     def _tool_get_budget(self) -> dict:
         out = {
-            "max_steps": self.budget.max_steps,
+            "max_steps": self._budget.max_steps,
             "steps_used": self.state.steps_used,
             "remaining": self.budget_remaining,
             "paid_actions": list(self.state.paid_actions),
         }
-        if self.budget.max_train_rows is not None:
+        if self._budget.max_train_rows is not None:
             out["train_rows_left"] = self.train_rows_left
         return out
 
@@ -323,10 +363,10 @@ class ImbalanceEnv:
 
     # ------------------------------------------------------------------ internals
     def _refuse_if_over_budget(self, name: str) -> dict | None:
-        if self.state.steps_used >= self.budget.max_steps:
+        if self.state.steps_used >= self._budget.max_steps:
             return {
                 "error": "step_budget_exceeded",
-                "message": f"{name}: all {self.budget.max_steps} paid actions are used; nothing changed. "
+                "message": f"{name}: all {self._budget.max_steps} paid actions are used; nothing changed. "
                 f"Free tools still work: {', '.join(FREE_TOOLS)}",
             }
         return None
@@ -361,10 +401,10 @@ class ImbalanceEnv:
             "val": {"rows": len(val), "positives": val.positives},
             "baseline_val_f1": round(self._baseline_val_f1, 6),
             "tau": self.tau,
-            "max_steps": self.budget.max_steps,
+            "max_steps": self._budget.max_steps,
             "paid_tools": list(PAID_TOOLS),
             # Only where the task limits training: a task without the limit reads as it always did.
-            **({"max_train_rows": self.budget.max_train_rows} if self.budget.max_train_rows is not None else {}),
+            **({"max_train_rows": self._budget.max_train_rows} if self._budget.max_train_rows is not None else {}),
         }
 
     def _class_weights(self) -> tuple[float, float] | None:
@@ -393,8 +433,8 @@ class ImbalanceEnv:
         """The free epochs after a paid action: budget.retrain_epochs, or more on a small
         training set until budget.retrain_min_rows rows are seen (never past one call's cap)."""
         rows = max(len(self._train_y), 1)
-        wanted = max(self.budget.retrain_epochs, -(-self.budget.retrain_min_rows // rows))
-        return max(1, min(wanted, self.budget.max_train_rows_per_call // rows))
+        wanted = max(self._budget.retrain_epochs, -(-self._budget.retrain_min_rows // rows))
+        return max(1, min(wanted, self._budget.max_train_rows_per_call // rows))
 
     def _fit(self, epochs: int, lr: float | None) -> None:
         started = time.perf_counter()

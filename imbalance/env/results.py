@@ -13,6 +13,7 @@ from typing import Any
 # final threshold, pass = F1 >= tau within the budget, the baseline F1). Bump it with any change
 # to that rule: runs tagged with different grader versions are not comparable.
 GRADER_VERSION = "1"
+MAX_RECORDED_STRING = 10_000  # a longer string in a call's arguments is cut in its record
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,13 @@ class DeterminismError(AssertionError):
 def fingerprint(row: Mapping[str, Any], overrides: Sequence[str] = (), probe: Sequence[tuple[str, dict]] = PROBE) -> dict[str, str]:
     """Digests of one fresh build of the row's episode: data, TEST split, first observation,
     each probe call's output, and the grade after submitting."""
+    from imbalance.data import load_splits
     from imbalance.experiment.build import build_episode
     from imbalance.tasks import task_config
 
-    setup = build_episode(task_config(row, overrides))
-    env, splits = setup.env, setup.env.splits
+    config = task_config(row, overrides)
+    splits = load_splits(config.source, config.seed)  # the environment keeps no TEST: digest it here
+    env = build_episode(config, splits=splits).env
     out = {
         "train split": _arrays(splits.train.X, splits.train.y),
         "validation split": _arrays(splits.val.X, splits.val.y),

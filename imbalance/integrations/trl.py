@@ -18,7 +18,10 @@ TRL's contract, and how this class meets it:
   returns the reward: 1.0/0.0 for a pass, or the normalized F1 under reward=normalized.
 
 Other settings (model=logreg, reward=normalized) go in `overrides`:
-`environment_factory=functools.partial(ImbalanceToolEnv, overrides=["reward=normalized"])`.
+`environment_factory=functools.partial(ImbalanceToolEnv, overrides=["reward=normalized"])`;
+`record=True` also makes each rollout an MLflow run (off by default). Rollouts in threads train
+side by side on the process's session pool (integrations/episode.py), with the numbers each
+gets alone.
 TRL adds no budget reminder between turns (imbalance.run and the verifiers adapter do).
 """
 
@@ -39,13 +42,14 @@ SELF = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
 class ImbalanceToolEnv:
     """One task-set episode per rollout; its tools are the catalogue's (added below)."""
 
-    def __init__(self, overrides: Sequence[str] = ()):
+    def __init__(self, overrides: Sequence[str] = (), *, record: bool = False):
         self._overrides = tuple(overrides)
+        self._record = record
         self._episode: TaskEpisode | None = None
 
     def reset(self, **row: Any) -> str:
         """Build the episode of this dataset row; returns the task prompt."""
-        self._episode = TaskEpisode(row, self._overrides)
+        self._episode = TaskEpisode(row, self._overrides, record=self._record)
         return self._episode.messages[-1]["content"]
 
     def get_reward(self) -> float:

@@ -44,7 +44,7 @@ from imbalance.agents.llm.conversation import Limits, LLMAgent
 from imbalance.agents.llm.openai_api import OpenAIBackend
 from imbalance.agents.llm.prompt import TaskBrief
 from imbalance.config.schema import OpenAIAgent
-from imbalance.integrations.episode import ENV_LOCK, TaskEpisode, row_prompts
+from imbalance.integrations.episode import TaskEpisode, row_prompts
 from imbalance.tasks import load_taskset
 
 __all__ = ["ImbalanceEnv", "ImbalanceHarness", "ImbalanceTaskset"]
@@ -147,19 +147,6 @@ class _TaskPromptBackend(OpenAIBackend):
         return super().begin(self._system if self._system is not None else system, self._user if self._user is not None else user, specs)
 
 
-class _LockedToolbox:
-    """The episode's toolbox under the process-wide environment lock (TaskEpisode's docstring
-    says why): the conversation runs in a worker thread, beside other rollouts."""
-
-    def __init__(self, episode: TaskEpisode):
-        self.specs = episode.toolbox.specs
-        self._toolbox = episode.toolbox
-
-    def call(self, tool: str, arguments: Any = None):
-        with ENV_LOCK:
-            return self._toolbox.call(tool, arguments)
-
-
 class ImbalanceHarness(vf.Harness[ImbalanceHarnessConfig]):
     APPENDS_SYSTEM_PROMPT = True
     EXECUTES_CODE = False
@@ -184,7 +171,7 @@ class ImbalanceHarness(vf.Harness[ImbalanceHarnessConfig]):
             raise vf.HarnessError("the imbalance harness plays only the imbalance taskset's tasks")
         agent = self.conversation(episode, data, ctx.model, endpoint, secret)
         try:
-            await asyncio.to_thread(agent.run, _LockedToolbox(episode))
+            await asyncio.to_thread(agent.run, episode.toolbox)  # its environment is on the rollout pool: threads do not disturb it
         except EpisodeLimit:
             pass  # turns or tool calls used up: finalize submits the current model, as imbalance.run's runner does
         except AgentFailure as exc:

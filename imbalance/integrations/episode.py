@@ -59,7 +59,7 @@ class TaskEpisode:
     def __init__(self, row: Mapping[str, Any], overrides: Sequence[str] = ()):
         from imbalance.experiment.build import build_episode
 
-        self.row = task_fields(row)
+        self.row = task_fields(row)  # a task-set id's own row (a forged field is refused), or a custom row
         self.config = task_config(self.row, overrides)
         with ENV_LOCK:
             setup = build_episode(self.config)
@@ -128,7 +128,8 @@ class TaskEpisode:
         else:
             reason = "auto_submitted" if env.state.auto_submitted else "submitted"
         self.outcome = {
-            "task_id": self.row["task_id"],
+            "task_id": self.row["task_id"],  # None for a custom task, never a task-set id
+            "custom_task": self.row["task_id"] is None,
             "termination_reason": reason,
             "test_f1": grade.test_f1 if grade else None,
             "passed": bool(grade.passed) if grade else False,

@@ -103,7 +103,11 @@ def serve_forever(config, tracking_uri: str, token: str | None = None) -> None:
 
 def _drop_disconnect_tracebacks(record: logging.LogRecord) -> bool:
     """openenv-core closes a WebSocket its client already closed, and uvicorn logs that as an
-    `Exception in ASGI application` traceback after every session: noise, not a fault."""
+    `Exception in ASGI application` traceback after every session: noise, not a fault. So is
+    uvicorn's (0.54, websockets-sansio) complaint after a handshake refused with a 401 response,
+    which it sends and then calls incomplete; only the token check refuses handshakes here."""
+    if record.getMessage() == "ASGI callable returned without completing handshake.":
+        return False
     exc = record.exc_info[1] if record.exc_info else None
     return not (exc is not None and type(exc).__name__ in ("WebSocketDisconnect", "ClientDisconnected"))
 

@@ -272,3 +272,80 @@ def test_the_readme_client_snippet_plays_an_episode(server, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     reward, test_f1 = map(float, proc.stdout.split())
     assert reward in (0.0, 1.0) and 0.0 < test_f1 < 1.0
+
+
+def run_statuses(folder: Path) -> list[str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(local_uri(folder))
+    experiment = client.get_experiment_by_name("imbalance")
+    return [r.info.status for r in client.search_runs([experiment.experiment_id], max_results=1000)] if experiment else []
+
+
+def test_http_reset_step_and_state_are_not_served_so_nothing_outside_the_limit_builds_episodes(tmp_path):
+    proc, url = start_server(tmp_path, "serve.max_sessions=1")
+    try:
+        with ws_connect(url) as conn:
+            assert ask(conn, "reset", {"seed": 0})["type"] == "observation"
+            refused = [status_of(request(f"{url}/reset", method="POST", body={"seed": 3})) for _ in range(8)]
+            refused += [status_of(request(f"{url}/step", method="POST", body={"action": {"tool": "train", "arguments": {"epochs": 1}}})),
+                        status_of(request(f"{url}/state"))]
+            assert set(refused) <= {404, 405}, refused
+            session = json.loads(urllib.request.urlopen(request(f"{url}/mcp", method="POST", body={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create", "params": {}})).read())
+            assert "error" in session and "session_id" not in json.dumps(session)
+            openapi = json.loads(urllib.request.urlopen(request(f"{url}/openapi.json")).read())
+            assert not {"/reset", "/step", "/state"} & set(openapi["paths"]) and "/health" in openapi["paths"]
+            assert run_statuses(tmp_path) == ["RUNNING"]  # the one WebSocket episode, no other
+    finally:
+        output = stop_server(proc)
+    assert run_statuses(tmp_path) == ["KILLED"] and "Traceback" not in output
+
+
+def test_a_reset_seed_outside_the_schema_is_one_line_and_plays_nothing(tmp_path):
+    proc, url = start_server(tmp_path)
+    try:
+        with ws_connect(url) as conn:
+            for seed in (2**70, -1, "3", True, 2.5):
+                refused = ask(conn, "reset", {"seed": seed})
+                assert refused["type"] == "error" and refused["data"]["message"].startswith("reset: seed must be an integer in [0, 4294967295]; got ")
+                assert "\n" not in refused["data"]["message"]
+            assert ask(conn, "reset", {"seed": 4294967295})["type"] == "observation"
+    finally:
+        stop_server(proc)
+    assert run_statuses(tmp_path) == ["KILLED"]  # the one valid reset, ended by the shutdown
+
+
+def test_a_reaped_session_stays_closed_and_its_slot_goes_to_the_next_client(tmp_path):
+    proc, url = start_server(tmp_path, "serve.max_sessions=1", "serve.idle_timeout_s=2")
+    try:
+        a = ws_connect(url)
+        assert ask(a, "reset", {"seed": 0})["type"] == "observation"
+        deadline = time.monotonic() + 120  # the reaper looks every 5 s; this only bounds a broken server
+        while run_statuses(tmp_path) != ["KILLED"]:
+            assert time.monotonic() < deadline, run_statuses(tmp_path)
+            time.sleep(0.5)
+        revived = ask(a, "reset", {"seed": 1})
+        assert revived["type"] == "error" and "this session was closed" in revived["data"]["message"] and "open a new connection" in revived["data"]["message"]
+        step = ask(a, "step", {"tool": "train", "arguments": {"epochs": 1}})["data"]
+        assert step["done"] and step["observation"]["output"]["error"] == "no_episode"
+        assert run_statuses(tmp_path) == ["KILLED"]  # the refused reset started nothing
+        with ws_connect(url) as b:  # the slot a held is free
+            assert ask(b, "reset", {"seed": 2})["type"] == "observation"
+        a.close()
+    finally:
+        output = stop_server(proc)
+    assert sorted(run_statuses(tmp_path)) == ["KILLED", "KILLED"] and "Traceback" not in output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_the_server_ends_every_live_episode_killed(tmp_path, sig):
+    proc, url = start_server(tmp_path, "serve.idle_timeout_s=null")
+    conns = [ws_connect(url) for _ in range(3)]
+    try:
+        for i, conn in enumerate(conns):
+            assert ask(conn, "reset", {"seed": i})["type"] == "observation"
+        ask(conns[0], "step", {"tool": "train", "arguments": {"epochs": 1}})
+        assert run_statuses(tmp_path) == ["RUNNING"] * 3
+    finally:
+        output = stop_server(proc, sig)
+    assert proc.returncode is not None and run_statuses(tmp_path) == ["KILLED"] * 3, output[-3000:]

@@ -232,8 +232,10 @@ def ask(conn, kind: str, data: dict | None = None) -> dict:
     return json.loads(conn.recv(timeout=300))
 
 
-def test_with_a_token_every_http_and_websocket_request_needs_it(tmp_path):
+def test_with_a_token_every_http_and_websocket_request_needs_it(tmp_path, monkeypatch):
     from websockets.exceptions import InvalidStatus
+
+    from tests.helpers import ROOT, python_snippets
 
     proc, url = start_server(tmp_path, "serve.token_env=IMBALANCE_TEST_TOKEN", env=cli_env(IMBALANCE_TEST_TOKEN=TOKEN), token=TOKEN)
     try:
@@ -249,13 +251,18 @@ def test_with_a_token_every_http_and_websocket_request_needs_it(tmp_path):
             assert ask(conn, "step", {"tool": "train", "arguments": {"epochs": 1}})["data"]["observation"]["info"]["invalid"] is False
             done = ask(conn, "step", {"tool": "submit_answer"})["data"]
             assert done["done"] and done["reward"] in (0.0, 1.0)
+        documented = {}  # the client docs/serving.md shows for a server with a token
+        exec(next(code for _, _, code in python_snippets(ROOT / "docs" / "serving.md") if "class TokenClient" in code), documented)
+        monkeypatch.setenv("IMBALANCE_TOKEN", TOKEN)
+        with documented["TokenClient"](base_url=url).sync() as env:
+            assert not env.reset(seed=2).done and env.step({"tool": "submit_answer"}).done
     finally:
         output = stop_server(proc)
     assert "every request must carry the token in $IMBALANCE_TEST_TOKEN" in output and TOKEN not in output
     assert "Traceback" not in output and "handshake" not in output, output[-3000:]
     client, _, runs = runs_of(local_uri(tmp_path))
-    assert len(runs) == 1 and runs[0].data.params["serve.token_env"] == "IMBALANCE_TEST_TOKEN"
-    assert TOKEN not in json.dumps([runs[0].data.params, runs[0].data.tags])
+    assert len(runs) == 2 and {r.data.params["serve.token_env"] for r in runs} == {"IMBALANCE_TEST_TOKEN"}
+    assert TOKEN not in json.dumps([[r.data.params, r.data.tags] for r in runs])
     assert TOKEN not in open(client.download_artifacts(runs[0].info.run_id, "config.yaml", str(tmp_path / "dl"))).read()
 
 

@@ -115,6 +115,7 @@ def test_a_row_compared_field_by_field_with_what_the_task_set_generates(row):
     assert checked_row({"task_id": row["task_id"]}) == task_row(row["task_id"])
     padded = {**row, "source_settings": {**row["source_settings"], "path": None}, "prompt": "extra columns are not the task's"}
     assert checked_row(padded) == task_row(row["task_id"])
+    assert checked_row({**row, "seed": np.int64(row["seed"]), "max_steps": float(row["max_steps"])}) == task_row(row["task_id"])  # a DataFrame's types
     generated = {**task_row(row["task_id"]), "dataset": "yeast4"}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("imbalance.tasks.configs.task_row", lambda task_id: generated)

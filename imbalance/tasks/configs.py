@@ -15,6 +15,7 @@ checked like any configuration) and never tagged with a task-set id.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -110,13 +111,14 @@ def _same(given: Any, wanted: Any) -> bool:
         return isinstance(given, (list, tuple)) and len(given) == len(wanted) and all(map(_same, given, wanted))
     if isinstance(wanted, bool) or isinstance(given, bool):
         return given is wanted
-    return type(given) is type(wanted) and given == wanted or (
-        isinstance(wanted, (int, float)) and isinstance(given, (int, float)) and given == wanted)
+    if isinstance(wanted, numbers.Real) and isinstance(given, numbers.Real):  # numpy's int64 from a DataFrame too
+        return given == wanted
+    return type(given) is type(wanted) and given == wanted
 
 
 def _number(row: Mapping[str, Any], key: str, kind: type) -> Any:
     value = row[key]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or float(value).is_integer())
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (kind is float or float(value).is_integer())
     if not ok:
         raise UsageError(f"{row['task_id'] or 'the custom task'}: {key} must be {'an integer' if kind is int else 'a number'}; got {short_repr(value)}")
     return kind(value)

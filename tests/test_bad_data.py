@@ -144,6 +144,7 @@ def test_a_row_without_a_task_id_is_a_custom_task_never_tagged_with_a_task_set_i
     ({"tau": 7}, "tau must be in [0, 1]"),
     ({"source_settings": {"name": "synthetic", "evil": 1}}, "'evil' is not a setting of source=synthetic"),
     ({"source_settings": {"name": "nope"}}, "source_settings.name must be one of"),
+    ({"source_settings": {"name": "synthetic", "n_train": "many"}}, "source_settings do not fit source=synthetic"),
 ])
 def test_a_custom_row_is_checked_like_any_configuration(row, change, message):
     from imbalance.integrations.episode import TaskEpisode

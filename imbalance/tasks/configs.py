@@ -59,7 +59,7 @@ def apply_row(config: Config, row: Mapping[str, Any], *, explicit: Sequence[str]
             "(or drop task_id to play another task)"
         )
     settings = row["source_settings"]
-    schema = GROUP_SCHEMAS["source"].get(settings.get("name")) if isinstance(settings, Mapping) else None
+    schema = GROUP_SCHEMAS["source"].get(settings.get("name")) if isinstance(settings, Mapping) and isinstance(settings.get("name"), str) else None
     if schema is None:
         shown = short_repr(settings.get("name") if isinstance(settings, Mapping) else settings)
         raise UsageError(f"{name}: source_settings.name must be one of {', '.join(GROUP_SCHEMAS['source'])}; got {shown}")
@@ -73,11 +73,23 @@ def apply_row(config: Config, row: Mapping[str, Any], *, explicit: Sequence[str]
         tau=_number(row, "tau", float),
         oracle_f1=None if row["oracle_f1"] is None else _number(row, "oracle_f1", float),
         task_id=row["task_id"],
-        source=schema(**{k: v for k, v in settings.items() if k in known}),
+        source=_typed_source(name, schema, {k: v for k, v in settings.items() if k in known}),
         budget=dataclasses.replace(config.budget, max_steps=_number(row, "max_steps", int), conv_steps=_number(row, "conv_steps", int)),
     )
     check(config)
     return config
+
+
+def _typed_source(name: str, schema: type, settings: dict[str, Any]) -> Any:
+    """The settings typed as Hydra types an override (n_train="abc" is refused, not compared
+    with a range later)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), settings))
+    except OmegaConfBaseException as exc:
+        raise UsageError(f"{name}: source_settings do not fit source={settings.get('name')}: {str(exc).splitlines()[0]}") from None
 
 
 def checked_row(columns: Mapping[str, Any]) -> dict[str, Any]:

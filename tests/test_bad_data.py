@@ -38,6 +38,14 @@ def test_a_csv_with_one_positive_says_what_each_split_needs_before_any_run(tmp_p
 
 
 @pytest.mark.slow
+def test_the_server_refuses_to_start_on_such_a_file(tmp_path):
+    write_csv(tmp_path / "one.csv", positives=1)
+    proc = run_cli("source=csv", f"source.path={tmp_path / 'one.csv'}", f"source.cache_dir={tmp_path / 'cache'}", cwd=tmp_path, module="imbalance.serve")
+    assert_one_line(proc, "holds 1 positive row(s) of 600", "each split (train, val, test) needs at least 2 positive")
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow
 def test_kaggle_sample_n_of_data_with_one_positive_is_one_line(tmp_path):
     from imbalance.data.creditcard_like import write_creditcard_like
 

@@ -3,7 +3,7 @@
 Composed by Hydra from conf/serve.yaml: the groups of `imbalance.run` (source, model, budget,
 tau, mlflow) plus `serve.*`. Every problem found before the server listens (a value out of
 range, a host beyond loopback without serve.allow_remote=true, a port in use, serve.token_env naming
-an unset variable, the store) is one `Error:` line and exit code 2.
+an unset variable, a data file's rows, the store) is one `Error:` line and exit code 2.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
 def main(cfg: DictConfig) -> None:
     from imbalance.config.checks import to_objects
+    from imbalance.data import check_data
     from imbalance.experiment.build import precheck
 
     try:
         config = to_objects(cfg)
         tracking_uri = precheck(config)
+        check_data(config.source, config.seed)  # a file every session would fail on stops the start, not each reset
         token = shared_token(config.serve.token_env)
         _require_free_port(config.serve.host, config.serve.port)
     except UsageError as exc:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -33,17 +34,17 @@ EPISODE = [  # ten calls, malformed ones among them: each must be an invalid cal
 ]
 
 
-def start_server(folder: Path, *overrides: str):
+def start_server(folder: Path, *overrides: str, env: dict[str, str] | None = None, token: str | None = None):
     port = free_port()
     log = open(folder / f"serve-{port}.log", "w+")  # a file, not a pipe nobody reads: a full pipe would stall the server
-    proc = subprocess.Popen([sys.executable, "-m", "imbalance.serve", f"serve.port={port}", *TASK, *overrides], cwd=folder, env=cli_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "imbalance.serve", f"serve.port={port}", *TASK, *overrides], cwd=folder, env=env or cli_env(),
                             stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     proc.log = log
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
+            with urllib.request.urlopen(request(f"{url}/health", token=token), timeout=2):
                 return proc, url
         except OSError:
             if proc.poll() is not None:
@@ -54,8 +55,21 @@ def start_server(folder: Path, *overrides: str):
     raise AssertionError("the server did not start")
 
 
-def stop_server(proc) -> str:
-    os.killpg(proc.pid, signal.SIGINT)
+def request(url: str, *, token: str | None = None, method: str = "GET", body: dict | None = None) -> urllib.request.Request:
+    headers = {"content-type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    return urllib.request.Request(url, method=method, headers=headers, data=None if body is None else json.dumps(body).encode())
+
+
+def status_of(req: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def stop_server(proc, sig: int = signal.SIGINT) -> str:
+    os.killpg(proc.pid, sig)
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -159,8 +173,14 @@ def test_one_session_over_the_limit_is_refused_at_once_and_an_idle_one_is_closed
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["serve.host=0.0.0.0"], "serve.host=0.0.0.0 would let anyone who reaches it play"),
+    (["serve.host=0.0.0.0"], "serve.host=0.0.0.0 would let other machines reach the server"),
+    (["serve.host=''"], "serve.host='' would let other machines reach the server"),  # uvicorn binds '' to every interface
+    (["serve.host=::"], "serve.host=:: would let other machines reach the server"),
+    (["serve.host=example.org"], "serve.host=example.org would let other machines reach"),  # a name may resolve anywhere
+    (["serve.host=10.1.2.3"], "serve.host=10.1.2.3 would let other machines reach"),
     (["serve.port=0"], "serve.port must be in [1, 65535]"),
+    (["serve.token_env=IMBALANCE_TEST_UNSET_TOKEN"], "the environment variable IMBALANCE_TEST_UNSET_TOKEN is not set or empty"),
+    (["serve.token_env='not a name'"], "serve.token_env must name an environment variable"),
 ])
 def test_bad_server_settings_are_one_line_before_listening(tmp_path, overrides, message):
     proc = subprocess.run([sys.executable, "-m", "imbalance.serve", *overrides], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
@@ -178,10 +198,79 @@ def test_a_port_in_use_is_named(tmp_path):
     assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
 
 
-def test_allow_remote_starts_with_a_warning(tmp_path):
-    proc, _ = start_server(tmp_path, "serve.host=0.0.0.0", "serve.allow_remote=true", "mlflow.enabled=false")
+@pytest.mark.parametrize("host", ["0.0.0.0", "''"])
+def test_allow_remote_starts_with_a_plain_warning(tmp_path, host):
+    proc, _ = start_server(tmp_path, f"serve.host={host}", "serve.allow_remote=true", "mlflow.enabled=false")
     output = stop_server(proc)
-    assert "WARNING: sessions are unauthenticated" in output and "anyone who reaches port" in output
+    assert "WARNING: listening on every interface" in output and "reachable from other machines and unauthenticated" in output, output
+
+
+def test_only_loopback_names_and_addresses_need_no_allow_remote():
+    from imbalance.config.schema import ServeSettings
+    from imbalance.errors import UsageError
+
+    for host in ("localhost", "127.0.0.1", "127.8.9.10", "::1"):
+        ServeSettings(host=host).check_combination("serve.")
+    for host in ("", " ", "0.0.0.0", "::", "::ffff:0.0.0.0", "localhost.example.org", "192.168.1.2", "[::1]"):
+        with pytest.raises(UsageError, match="would let other machines reach the server"):
+            ServeSettings(host=host).check_combination("serve.")
+        ServeSettings(host=host, allow_remote=True).check_combination("serve.")
+
+
+TOKEN = "tok-marker-0123456789abcdef"
+
+
+def ws_connect(url: str, token: str | None = None):
+    from websockets.sync.client import connect
+
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return connect(url.replace("http://", "ws://") + "/ws", additional_headers=headers, open_timeout=30)
+
+
+def ask(conn, kind: str, data: dict | None = None) -> dict:
+    conn.send(json.dumps({"type": kind, "data": data or {}}))
+    return json.loads(conn.recv(timeout=300))
+
+
+def test_with_a_token_every_http_and_websocket_request_needs_it(tmp_path, monkeypatch):
+    from websockets.exceptions import InvalidStatus
+
+    from tests.helpers import ROOT, python_snippets
+
+    proc, url = start_server(tmp_path, "serve.token_env=IMBALANCE_TEST_TOKEN", env=cli_env(IMBALANCE_TEST_TOKEN=TOKEN), token=TOKEN)
+    try:
+        for path in ("/health", "/schema", "/metadata", "/docs"):
+            assert [status_of(request(url + path)), status_of(request(url + path, token="wrong-token-0123456789")), status_of(request(url + path, token=TOKEN))] == [401, 401, 200], path
+        for token in (None, "wrong-token-0123456789"):
+            with pytest.raises(InvalidStatus) as refused:
+                ws_connect(url, token)
+            assert refused.value.response.status_code == 401
+        with ws_connect(url, TOKEN) as conn:
+            first = ask(conn, "reset", {"seed": 1})
+            assert first["type"] == "observation" and "tau" in first["data"]["observation"]["prompt"]
+            assert ask(conn, "step", {"tool": "train", "arguments": {"epochs": 1}})["data"]["observation"]["info"]["invalid"] is False
+            done = ask(conn, "step", {"tool": "submit_answer"})["data"]
+            assert done["done"] and done["reward"] in (0.0, 1.0)
+        documented = {}  # the client docs/serving.md shows for a server with a token
+        exec(next(code for _, _, code in python_snippets(ROOT / "docs" / "serving.md") if "class TokenClient" in code), documented)
+        monkeypatch.setenv("IMBALANCE_TOKEN", TOKEN)
+        with documented["TokenClient"](base_url=url).sync() as env:
+            assert not env.reset(seed=2).done and env.step({"tool": "submit_answer"}).done
+    finally:
+        output = stop_server(proc)
+    assert "every request must carry the token in $IMBALANCE_TEST_TOKEN" in output and TOKEN not in output
+    assert "Traceback" not in output and "handshake" not in output, output[-3000:]
+    client, _, runs = runs_of(local_uri(tmp_path))
+    assert len(runs) == 2 and {r.data.params["serve.token_env"] for r in runs} == {"IMBALANCE_TEST_TOKEN"}
+    assert TOKEN not in json.dumps([[r.data.params, r.data.tags] for r in runs])
+    assert TOKEN not in open(client.download_artifacts(runs[0].info.run_id, "config.yaml", str(tmp_path / "dl"))).read()
+
+
+def test_a_short_token_is_refused_before_listening(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "imbalance.serve", "serve.token_env=IMBALANCE_TEST_TOKEN"], cwd=tmp_path,
+                          env=cli_env(IMBALANCE_TEST_TOKEN="short"), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "use at least 16" in proc.stderr
+    assert "short" not in proc.stderr  # the token itself is never printed
 
 
 def test_the_readme_client_snippet_plays_an_episode(server, tmp_path):
@@ -256,3 +345,80 @@ def test_a_group_of_8_sessions_of_one_task_gets_one_reward(server):
         t.join(timeout=900)
     assert errors == [] and len(finals) == 8 and all(f.done for f in finals)
     assert len({(f.reward, f.observation["info"]["test_f1"]) for f in finals}) == 1
+
+
+def run_statuses(folder: Path) -> list[str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(local_uri(folder))
+    experiment = client.get_experiment_by_name("imbalance")
+    return [r.info.status for r in client.search_runs([experiment.experiment_id], max_results=1000)] if experiment else []
+
+
+def test_http_reset_step_and_state_are_not_served_so_nothing_outside_the_limit_builds_episodes(tmp_path):
+    proc, url = start_server(tmp_path, "serve.max_sessions=1")
+    try:
+        with ws_connect(url) as conn:
+            assert ask(conn, "reset", {"seed": 0})["type"] == "observation"
+            refused = [status_of(request(f"{url}/reset", method="POST", body={"seed": 3})) for _ in range(8)]
+            refused += [status_of(request(f"{url}/step", method="POST", body={"action": {"tool": "train", "arguments": {"epochs": 1}}})),
+                        status_of(request(f"{url}/state"))]
+            assert set(refused) <= {404, 405}, refused
+            session = json.loads(urllib.request.urlopen(request(f"{url}/mcp", method="POST", body={"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create", "params": {}})).read())
+            assert "error" in session and "session_id" not in json.dumps(session)
+            openapi = json.loads(urllib.request.urlopen(request(f"{url}/openapi.json")).read())
+            assert not {"/reset", "/step", "/state"} & set(openapi["paths"]) and "/health" in openapi["paths"]
+            assert run_statuses(tmp_path) == ["RUNNING"]  # the one WebSocket episode, no other
+    finally:
+        output = stop_server(proc)
+    assert run_statuses(tmp_path) == ["KILLED"] and "Traceback" not in output
+
+
+def test_a_reset_seed_outside_the_schema_is_one_line_and_plays_nothing(tmp_path):
+    proc, url = start_server(tmp_path)
+    try:
+        with ws_connect(url) as conn:
+            for seed in (2**70, -1, "3", True, 2.5):
+                refused = ask(conn, "reset", {"seed": seed})
+                assert refused["type"] == "error" and refused["data"]["message"].startswith("reset: seed must be an integer in [0, 4294967295]; got ")
+                assert "\n" not in refused["data"]["message"]
+            assert ask(conn, "reset", {"seed": 4294967295})["type"] == "observation"
+    finally:
+        stop_server(proc)
+    assert run_statuses(tmp_path) == ["KILLED"]  # the one valid reset, ended by the shutdown
+
+
+def test_a_reaped_session_stays_closed_and_its_slot_goes_to_the_next_client(tmp_path):
+    proc, url = start_server(tmp_path, "serve.max_sessions=1", "serve.idle_timeout_s=2")
+    try:
+        a = ws_connect(url)
+        assert ask(a, "reset", {"seed": 0})["type"] == "observation"
+        deadline = time.monotonic() + 120  # the reaper looks every 5 s; this only bounds a broken server
+        while run_statuses(tmp_path) != ["KILLED"]:
+            assert time.monotonic() < deadline, run_statuses(tmp_path)
+            time.sleep(0.5)
+        revived = ask(a, "reset", {"seed": 1})
+        assert revived["type"] == "error" and "this session was closed" in revived["data"]["message"] and "open a new connection" in revived["data"]["message"]
+        step = ask(a, "step", {"tool": "train", "arguments": {"epochs": 1}})["data"]
+        assert step["done"] and step["observation"]["output"]["error"] == "no_episode"
+        assert run_statuses(tmp_path) == ["KILLED"]  # the refused reset started nothing
+        with ws_connect(url) as b:  # the slot a held is free
+            assert ask(b, "reset", {"seed": 2})["type"] == "observation"
+        a.close()
+    finally:
+        output = stop_server(proc)
+    assert sorted(run_statuses(tmp_path)) == ["KILLED", "KILLED"] and "Traceback" not in output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_the_server_ends_every_live_episode_killed(tmp_path, sig):
+    proc, url = start_server(tmp_path, "serve.idle_timeout_s=null")
+    conns = [ws_connect(url) for _ in range(3)]
+    try:
+        for i, conn in enumerate(conns):
+            assert ask(conn, "reset", {"seed": i})["type"] == "observation"
+        ask(conns[0], "step", {"tool": "train", "arguments": {"epochs": 1}})
+        assert run_statuses(tmp_path) == ["RUNNING"] * 3
+    finally:
+        output = stop_server(proc, sig)
+    assert proc.returncode is not None and run_statuses(tmp_path) == ["KILLED"] * 3, output[-3000:]

@@ -261,23 +261,38 @@ class ServeSettings:
     port: int = _f(8000, "[1, 65535]")
     max_sessions: int = _f(64, "[1, 100000]")  # live episodes; one more is refused at once
     idle_timeout_s: Optional[float] = _f(600.0, "(0, inf)")  # a session idle this long is closed (run KILLED); null = never
-    allow_remote: bool = False  # sessions are unauthenticated: a host beyond loopback needs this
+    allow_remote: bool = False  # a host beyond loopback needs this (sessions are unauthenticated unless token_env is set)
+    # The name of an environment variable holding a shared token: when set, every HTTP and
+    # WebSocket request must carry `Authorization: Bearer <token>`. The name, never the token,
+    # is configuration, so the token stays out of config.yaml, the run's params and the logs.
+    token_env: Optional[str] = None
     cpu_workers: Optional[int] = _f(None, "[1, 256]")  # processes for training, SMOTE, evaluation; null = one per core
 
     def check_combination(self, prefix: str) -> None:
-        import ipaddress
+        import re
 
-        if self.host in ("localhost", "") or self.allow_remote:
+        if self.token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.token_env):
+            raise UsageError(f"{prefix}token_env must name an environment variable; got {short_repr(self.token_env)}, e.g. {prefix}token_env=IMBALANCE_TOKEN")
+        if is_loopback(self.host) or self.allow_remote:
             return
-        try:
-            loopback = ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise UsageError(
-                f"{prefix}host={self.host} would let anyone who reaches it play (sessions have no authentication); "
-                f"keep {prefix}host=127.0.0.1, or add {prefix}allow_remote=true if that is what you want"
-            )
+        shown = repr(self.host) if not self.host.strip() else self.host
+        raise UsageError(
+            f"{prefix}host={shown} would let other machines reach the server (only localhost, 127.0.0.0/8 and ::1 stay on this one); "
+            f"keep {prefix}host=127.0.0.1, or add {prefix}allow_remote=true if that is what you want"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Only names and addresses that cannot be reached from another machine. "" and 0.0.0.0
+    mean every interface to uvicorn, and a hostname may resolve to anything."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass

@@ -7,7 +7,7 @@ from imbalance.data.splits import Split, Splits
 
 Source = SyntheticSource | MixtureSource | KaggleSource | CsvSource | BenchmarkSource
 
-__all__ = ["Split", "Splits", "check_source", "describe_source", "load_splits"]
+__all__ = ["Split", "Splits", "check_data", "check_source", "describe_source", "load_splits"]
 
 
 def load_splits(source: Source, seed: int) -> Splits:
@@ -68,3 +68,11 @@ def check_source(source: Source) -> None:
         from imbalance.data.benchmark import dataset_info
 
         dataset_info(source.dataset)
+
+
+def check_data(source: Source, seed: int) -> None:
+    """A file's rows loaded and split once (then cached): what only they can show (one positive,
+    a missing value, a split without positives) is a UsageError here. A sweep runs it before its
+    parent run exists; generated sources are left out, their settings alone were checked."""
+    if isinstance(source, (KaggleSource, CsvSource, BenchmarkSource)):
+        load_splits(source, seed)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from imbalance.config.schema import CsvSource, KaggleSource
-from imbalance.data.splits import Splits, split_and_scale
+from imbalance.data.splits import Splits, shown_name, split_and_scale
 from imbalance.errors import UsageError
 from imbalance.seeding import derive_seed
 
@@ -118,7 +119,7 @@ def _parse_csv(path: Path, label: str, drop_duplicates: bool) -> Table:
         raise UsageError(f"{path}: no data rows below the header")
     if label not in frame.columns:
         # The columns that could be the label are those with exactly two values; name them all.
-        binary = [str(c) for c in frame.columns if frame[c].nunique(dropna=True) == 2]
+        binary = [shown_name(c, i) for i, c in enumerate(frame.columns) if frame[c].nunique(dropna=True) == 2]
         hint = f"the columns with exactly two values are {', '.join(binary)}" if binary else "no column holds exactly two values"
         raise UsageError(f"{path}: no label column {label!r} ({len(frame.columns)} columns); {hint}. Set source.label=<column>")
     features = [c for c in frame.columns if c != label]
@@ -130,7 +131,7 @@ def _parse_csv(path: Path, label: str, drop_duplicates: bool) -> Table:
         frame = frame.drop_duplicates()
     values, counts = np.unique(frame[label].to_numpy(), return_counts=True)
     if len(values) != 2:
-        shown = ", ".join(map(str, values[:5]))
+        shown = ", ".join(shown_name(v, i).replace("column", "class") for i, v in enumerate(values[:5]))
         raise UsageError(f"{path}: label column {label!r} must hold exactly two classes; found {len(values)} ({shown}{' ...' if len(values) > 5 else ''})")
     positive = values[int(np.argmin(counts))] if counts[0] != counts[1] else values[1]
     y = (frame[label].to_numpy() == positive).astype(np.int64)
@@ -145,14 +146,17 @@ def _read_csv(path: Path):
         return pd.read_csv(path, engine="pyarrow")
     except Exception as exc:  # pyarrow/pandas raise many types for malformed files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = "".join(ch if ch.isprintable() and ch != "\ufffd" else "?" for ch in reason[:160])  # a binary file's bytes stay off the terminal
+        # The file's own text stays off the terminal: pyarrow quotes the offending row after
+        # "got N", and a binary file's bytes are not printable.
+        reason = re.sub(r"(got \d+)\b.*", r"\1", reason)
+        reason = "".join(ch if ch.isprintable() and ch != "\ufffd" else "?" for ch in reason[:160])
         raise UsageError(f"could not read {path} as CSV: {reason}") from None
 
 
 def _require_numeric(frame, path: Path) -> None:
     import pandas as pd
 
-    bad = [str(c) for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    bad = [shown_name(c, i) for i, c in enumerate(frame.columns) if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     if bad:
         raise UsageError(f"{path}: non-numeric feature column(s) {', '.join(bad[:5])}; encode or drop them first")
 
@@ -161,7 +165,8 @@ def _require_complete(frame, path: Path) -> None:
     nan_counts = frame.isna().sum()
     bad = nan_counts[nan_counts > 0]
     if len(bad):
-        first = ", ".join(f"{c} ({n})" for c, n in list(bad.items())[:5])
+        position = {c: i for i, c in enumerate(frame.columns)}
+        first = ", ".join(f"{shown_name(c, position[c])} ({n})" for c, n in list(bad.items())[:5])
         raise UsageError(f"{path}: missing values in {first}; fill or drop those rows first")
 
 
@@ -170,6 +175,10 @@ def stratified_sample(X: np.ndarray, y: np.ndarray, n: int, seed: int, *, what: 
 
     if n >= len(y):
         raise UsageError(f"{what}={n} is not below the {len(y)} rows available; use a smaller value or null for all rows")
+    positives = int(y.sum())
+    if min(positives, len(y) - positives) < 2:  # a stratified sample needs 2 rows of each class
+        raise UsageError(f"{what}={n}: the data holds {positives} positive row(s) of {len(y)}; a stratified sample, and each split after it "
+                         "(train, val, test), needs at least 2 positives. Use data with more positive rows")
     keep, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=derive_seed(seed, "data.sample"))
     keep = np.sort(keep)
     return X[keep], y[keep]

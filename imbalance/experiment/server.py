@@ -1,7 +1,10 @@
 """The environment behind an OpenEnv server: one WebSocket session = one episode.
 
-Built on openenv's server pieces (0.10; openenv-core 0.3's import path) (`create_app`: sessions over `/ws`, the limit on live
-sessions, the idle reaper). Each session's `ServedEpisode` is an OpenEnv `Environment`:
+Built on openenv's server pieces (0.10; openenv-core 0.3's import path) (sessions over `/ws`,
+the limit on live sessions, the idle reaper), in OpenEnv's production shape: the stateless HTTP
+`/reset`, `/step` and `/state` (each request a whole episode of its own, outside the session
+limit) and MCP (this environment has no MCP tools; its HTTP sessions would hold slots no socket
+owns) are not served. Each session's `ServedEpisode` is an OpenEnv `Environment`:
 
     reset(seed=S)  -> the task prompt, the tool schemas and the task summary; a new episode
                       of the server's configuration with seed S (an unfinished one is KILLED)
@@ -15,23 +18,30 @@ sessions, the idle reaper). Each session's `ServedEpisode` is an OpenEnv `Enviro
 A malformed action (no tool, unknown keys, arguments of the wrong shape) is an invalid tool
 call: free, counted, answered with an error result. The environment's CPU work runs on the
 server's `SessionPool`; with mlflow.enabled each session is one MLflow run, KILLED when the
-session ends before submission (idle timeout, disconnect, shutdown).
+session ends before submission (idle timeout, disconnect, shutdown). A closed session stays
+closed: openenv-core's reaper frees the slot but leaves the socket open, so a later reset on it
+is refused rather than starting an episode no limit counts. `Server` owns every live episode and
+ends those still open when it stops.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
+import json
 import logging
+import threading
 import time
 import uuid
 from typing import Any
 
-from openenv.core.env_server import Action, ConcurrencyConfig, Environment, Observation, State, create_app
+from openenv.core.env_server import Action, ConcurrencyConfig, Environment, Observation, State
 from pydantic import ConfigDict, Field
 
 from imbalance.agents.base import EpisodeLimit
 from imbalance.agents.llm.prompt import TaskBrief, task_prompt
-from imbalance.config.schema import ServeConfig
+from imbalance.config.constraints import short_repr
+from imbalance.config.schema import Config, ServeConfig
 from imbalance.env.reward import config_reward
 from imbalance.env.tools import TOOLS
 from imbalance.errors import UsageError
@@ -44,6 +54,13 @@ from imbalance.experiment.task_api import TaskAPI, row_config, selected_row
 log = logging.getLogger("imbalance")
 CLIENT_AGENT = "client"  # the agent tag of a served episode: whoever drives the session
 TOOL_SCHEMAS = [{"name": s.name, "description": s.description, "parameters": s.json_schema(), "paid": s.paid} for s in TOOLS]
+SEED_RANGE = next(f for f in dataclasses.fields(Config) if f.name == "seed").metadata["range"]
+NOT_SERVED = ("/reset", "/step", "/state", "/mcp")  # why: the module's docstring, docs/serving.md
+MAX_EPISODE_ID_CHARS = 200
+
+
+class SessionClosed(RuntimeError):
+    """A reset on a socket whose session was closed; the client must open a new connection."""
 
 
 class ToolAction(Action):
@@ -75,8 +92,10 @@ class EpisodeState(State):
 class Server:
     """What every session shares: the configuration, the worker pool, the store."""
 
-    def __init__(self, config: ServeConfig, tracking_uri: str):
-        self.config, self.tracking_uri = config, tracking_uri
+    def __init__(self, config: ServeConfig, tracking_uri: str, *, token: str | None = None):
+        self.config, self.tracking_uri, self.token = config, tracking_uri, token
+        self._live: set[ServedEpisode] = set()  # sessions with an unfinished episode
+        self._live_lock = threading.Lock()
         if config.mlflow.enabled:  # MLflow's import and the store's set-up once, not in the first sessions
             from imbalance.tracking.episode_run import EpisodeRun
 
@@ -84,12 +103,67 @@ class Server:
         self.pool = SessionPool(config.serve.cpu_workers)
 
     def app(self) -> Any:
+        # create_fastapi_app, not create_app: create_app mounts a Gradio playground when
+        # ENABLE_WEB_INTERFACE is set, whose own reset/step routes no session limit counts.
+        from openenv.core.env_server.http_server import create_fastapi_app
+
         serve = self.config.serve
         concurrency = ConcurrencyConfig(max_concurrent_envs=serve.max_sessions, session_timeout=serve.idle_timeout_s)
-        return create_app(lambda: ServedEpisode(self), ToolAction, ToolObservation, env_name="imbalance", concurrency_config=concurrency)
+        app = create_fastapi_app(lambda: ServedEpisode(self), ToolAction, ToolObservation, concurrency_config=concurrency)
+        app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) not in NOT_SERVED]
+
+        @app.post("/mcp")
+        async def no_mcp() -> dict:  # `openenv validate` expects a JSON-RPC answer here
+            return {"jsonrpc": "2.0", "id": None, "error": {"code": -32601, "message": "imbalance has no MCP tools; play over the /ws WebSocket"}}
+
+        return app if self.token is None else RequireToken(app, self.token)
+
+    def opened(self, session: ServedEpisode) -> None:
+        with self._live_lock:
+            self._live.add(session)
+
+    def ended(self, session: ServedEpisode) -> None:
+        with self._live_lock:
+            self._live.discard(session)
 
     def close(self) -> None:
+        """Every episode still open is ended (its run KILLED) before the workers stop."""
+        with self._live_lock:
+            live = list(self._live)
+        for session in live:
+            try:
+                session.close()
+            except Exception as exc:  # one store error must not leave the other runs RUNNING
+                log.warning("could not end a session's run at shutdown: %s", exc)
         self.pool.close()
+
+
+class RequireToken:
+    """ASGI middleware: every HTTP request and WebSocket handshake must carry
+    `Authorization: Bearer <token>`; others get 401 before any route (or session) sees them."""
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or self._authorized(scope):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"detail": "unauthorized: send the server's token as `Authorization: Bearer <token>`"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"), (b"content-length", str(len(body)).encode())]
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 401, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:  # a server without the extension answers the refused handshake with 403
+            await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+
+    def _authorized(self, scope: dict) -> bool:
+        given = [value for name, value in scope.get("headers", []) if name == b"authorization"]
+        return len(given) == 1 and hmac.compare_digest(given[0], self._expected)
 
 
 class ServedEpisode(TaskAPI, Environment):
@@ -101,29 +175,44 @@ class ServedEpisode(TaskAPI, Environment):
         self._state = EpisodeState()
         self._episode: _Episode | None = None
         self._closed = False
+        self._lock = threading.Lock()  # the reaper and the shutdown close from other threads than the steps
 
     def reset(self, seed: int | None = None, episode_id: str | None = None, split: str | None = None, index: int | None = None,
               task_id: str | None = None) -> ToolObservation:
-        self._end("a new episode was started in the session before this one was submitted")
         base = self.server.config
-        try:
-            row = selected_row(split, index, task_id)
-            if row is not None and seed is not None and int(seed) != int(row["seed"]):
-                raise UsageError(f"task {row['task_id']} fixes seed ({row['seed']}); drop seed or the task")
-        except UsageError as exc:  # the client named a task wrongly: its error, not the server's
-            self._state = EpisodeState()
-            return ToolObservation(output={"error": "bad_task", "message": str(exc)}, reward=0.0)
-        config = row_config(base, row) if row is not None else dataclasses.replace(base, seed=base.seed if seed is None else int(seed))
-        self._episode = _Episode(config, self.server)
+        seed = _checked_seed(seed, None)
+        if episode_id is not None and not (isinstance(episode_id, str) and len(episode_id) <= MAX_EPISODE_ID_CHARS):
+            raise ValueError(f"reset: episode_id must be a string of at most {MAX_EPISODE_ID_CHARS} characters; got {short_repr(episode_id, 60)}")
+        with self._lock:
+            if self._closed:
+                raise SessionClosed("this session was closed (idle longer than serve.idle_timeout_s, or the server is stopping); open a new connection")
+            self._end("a new episode was started in the session before this one was submitted")
+            try:
+                row = selected_row(split, index, task_id)
+                if row is not None and seed is not None and seed != int(row["seed"]):
+                    raise UsageError(f"task {row['task_id']} fixes seed ({row['seed']}); drop seed or the task")
+            except UsageError as exc:  # the client named a task wrongly: its error, not the server's
+                self._state = EpisodeState()
+                return ToolObservation(output={"error": "bad_task", "message": str(exc)}, reward=0.0)
+            config = row_config(base, row) if row is not None else dataclasses.replace(base, seed=base.seed if seed is None else seed)
+            self._episode = _Episode(config, self.server)
+            self.server.opened(self)
+            return self._started(config, episode_id)
+
+    def _started(self, config: ServeConfig, episode_id: str | None) -> ToolObservation:
         self._state = EpisodeState(episode_id=episode_id or str(uuid.uuid4()), tau=config.tau, max_steps=config.budget.max_steps,
                                    run_id=self._episode.recorder.run.run_id, task_id=config.task_id)
         summary, _ = self._episode.env.reset()
         return ToolObservation(output=summary, prompt=self._episode.prompt, tools=TOOL_SCHEMAS)
 
     def step(self, action: ToolAction, timeout_s: float | None = None, **kwargs: Any) -> ToolObservation:
+        with self._lock:
+            return self._step(action)
+
+    def _step(self, action: ToolAction) -> ToolObservation:
         if self._episode is None:
             if self._closed:
-                why = "the session was closed (idle too long); open a new session"
+                why = "the session was closed (idle longer than serve.idle_timeout_s, or the server is stopping); open a new connection"
             elif self._state.done:
                 why = "the answer was submitted and graded; call reset() for a new episode"
             else:
@@ -137,6 +226,7 @@ class ServedEpisode(TaskAPI, Environment):
         if observation.done:  # graded and recorded: free the worker's copy now
             self._episode.env.close()
             self._episode = None
+            self.server.ended(self)
         return observation
 
     @property
@@ -144,14 +234,27 @@ class ServedEpisode(TaskAPI, Environment):
         return self._state
 
     def close(self) -> None:
-        """The session ended: idle timeout, disconnect or shutdown."""
-        self._end("the session ended before the answer was submitted (idle timeout, disconnect or shutdown)")
-        self._closed = True
+        """The session ended: idle timeout, disconnect or shutdown. For good: see reset."""
+        with self._lock:
+            self._closed = True
+            self._end("the session ended before the answer was submitted (idle timeout, disconnect or shutdown)")
 
     def _end(self, why: str) -> None:
         if self._episode is not None:
-            self._episode.abort(why)
-            self._episode = None
+            episode, self._episode = self._episode, None
+            try:
+                episode.abort(why)
+            finally:
+                self.server.ended(self)
+
+
+def _checked_seed(seed: Any, default: int | None) -> int | None:
+    """The schema's range holds for a client's seed as for `seed=` on the command line."""
+    if seed is None:
+        return default
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed not in SEED_RANGE:
+        raise ValueError(f"reset: seed must be an integer in {SEED_RANGE}; got {short_repr(seed, 60)}")
+    return seed
 
 
 class _Episode:

@@ -8,7 +8,7 @@ lines and the final summary are computed from the finished child runs, whichever
 or machine wrote them.
 
 Before the parent run exists every job's configuration is checked (ranges, the API key, the
-data file, the store), so a sweep that cannot work stops with one message and leaves nothing
+data file and its rows, the store), so a sweep that cannot work stops with one message and leaves nothing
 behind. Hydra turns a callback's Exception into a warning and launches the jobs anyway; the
 callback therefore raises `SweepAborted`, a BaseException the command line reports.
 """
@@ -176,6 +176,7 @@ def check_every_job(config: Any) -> int | None:
 
     from imbalance.config.checks import to_objects
     from imbalance.config.registry import GROUP_SCHEMAS
+    from imbalance.data import check_data
     from imbalance.experiment import hydra_private
     from imbalance.experiment.build import precheck
     from imbalance.tasks import apply_task
@@ -218,4 +219,9 @@ def check_every_job(config: Any) -> int | None:
         if key not in seen:
             seen.add(key)
             precheck(job_config)
+    sources: set[str] = set()
+    for job_config in checked:  # a file's rows, once per file (its first seed): a parsed file is cached for the jobs
+        if repr(job_config.source) not in sources:
+            sources.add(repr(job_config.source))
+            check_data(job_config.source, job_config.seed)
     return len(jobs)

@@ -105,7 +105,7 @@ class TaskEpisode:
     def __init__(self, row: Mapping[str, Any], overrides: Sequence[str] = (), *, pool: SessionPool | None = None, record: bool = False):
         from imbalance.experiment.build import build_episode, precheck
 
-        self.row = task_fields(row)
+        self.row = task_fields(row)  # a task-set id's own row (a forged field is refused), or a custom row
         self.config = apply_row(_base_config(tuple(overrides)), self.row, explicit=overrides)
         tracking_uri = precheck(self.config) if record else None  # the store is checked before any work
         setup = build_episode(self.config, tracking_uri=tracking_uri, pool=pool or rollout_pool())
@@ -192,7 +192,8 @@ class TaskEpisode:
             result = conclude(env, self.records, self._started, limit=self.limit, error=error)  # submits, as the runner does
             grade = result.grade
             self.outcome = {
-                "task_id": self.row["task_id"],
+                "task_id": self.row["task_id"],  # None for a custom task, never a task-set id
+                "custom_task": self.row["task_id"] is None,
                 "termination_reason": result.termination_reason,
                 "test_f1": grade.test_f1 if grade else None,
                 "passed": bool(grade.passed) if grade else False,

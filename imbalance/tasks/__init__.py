@@ -12,10 +12,10 @@ TEST split and the same first observation (imbalance.experiment.determinism chec
 Just above config in the layers: it composes configurations and knows nothing of episodes.
 """
 
-from imbalance.tasks.configs import ROW_CONFIG_KEYS, apply_row, apply_task, check_plays_its_task, row_mismatches, task_config, task_fields
+from imbalance.tasks.configs import CUSTOM_VERSION, ROW_CONFIG_KEYS, apply_row, apply_task, check_plays_its_task, checked_row, row_mismatches, task_config, task_fields
 from imbalance.tasks.taskset import CURRENT_VERSION, ROW_KEYS, RULES, SPLITS, load_taskset, task_row
 
 __all__ = [
-    "CURRENT_VERSION", "ROW_CONFIG_KEYS", "ROW_KEYS", "RULES", "SPLITS", "apply_row", "apply_task", "check_plays_its_task",
+    "CURRENT_VERSION", "CUSTOM_VERSION", "ROW_CONFIG_KEYS", "ROW_KEYS", "RULES", "SPLITS", "apply_row", "apply_task", "check_plays_its_task", "checked_row",
     "load_taskset", "row_mismatches", "task_config", "task_fields", "task_row",
 ]

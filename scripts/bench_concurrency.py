@@ -296,16 +296,27 @@ def bench_rollouts(report, repeats: int = 3, rollouts: int = 8) -> None:
             out.append((int(fields[11]) + int(fields[12])) / tick)
         return out
 
+    def runnable_waits() -> float:
+        """Seconds the workers' threads were ready to run but waited for a CPU (schedstat)."""
+        total = 0
+        for worker in pool._workers:
+            for task in os.listdir(f"/proc/{worker.process.pid}/task"):
+                with open(f"/proc/{worker.process.pid}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[1])
+        return total / 1e9
+
     reference = sequential()
     same = threaded() == reference
     ceiling = parallel_ceiling()
     walls: dict[str, list[float]] = {"sequential": [], "threads": []}
     cpu: dict[str, list[list[float]]] = {"sequential": [], "threads": []}
+    waits: dict[str, list[float]] = {"sequential": [], "threads": []}
     for _ in range(repeats):
         for name, run in (("sequential", sequential), ("threads", threaded)):
-            before, parent, t = worker_cpu(), time.process_time(), time.perf_counter()
+            before, parent, waited, t = worker_cpu(), time.process_time(), runnable_waits(), time.perf_counter()
             rewards = run()
             walls[name].append(time.perf_counter() - t)
+            waits[name].append(runnable_waits() - waited)
             cpu[name].append([time.process_time() - parent] + [b - a for a, b in zip(before, worker_cpu())])
             same = same and rewards == reference
     seq, par = statistics.median(walls["sequential"]), statistics.median(walls["threads"])
@@ -331,7 +342,9 @@ def bench_rollouts(report, repeats: int = 3, rollouts: int = 8) -> None:
                 f"of it) the ratio on idle cores would be {bound:.2f}; cores received above 1 in the threaded run show the rollouts "
                 f"training side by side, and a figure near the sequential one shows a machine whose other work held them back. "
                 f"Right now this machine gives two busy processes {ceiling:.2f}x the CPU of one (2.00 on {cores} idle cores), "
-                f"so no ratio below {1 / ceiling:.2f} was reachable in this run.")
+                f"so no ratio below {1 / ceiling:.2f} was reachable in this run. The workers waited for a CPU while ready to "
+                f"run {statistics.median(waits['sequential']):.1f} s (one after another) and {statistics.median(waits['threads']):.1f} s "
+                f"(threads) per run (medians; /proc schedstat).")
 
 
 def parallel_ceiling(seconds: float = 3.0) -> float:

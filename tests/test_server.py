@@ -252,9 +252,9 @@ def test_with_a_token_every_http_and_websocket_request_needs_it(tmp_path, monkey
             done = ask(conn, "step", {"tool": "submit_answer"})["data"]
             assert done["done"] and done["reward"] in (0.0, 1.0)
         documented = {}  # the client docs/serving.md shows for a server with a token
-        exec(next(code for _, _, code in python_snippets(ROOT / "docs" / "serving.md") if "class TokenClient" in code), documented)
+        exec(next(code for _, _, code in python_snippets(ROOT / "docs" / "serving.md") if "def token_client" in code), documented)
         monkeypatch.setenv("IMBALANCE_TOKEN", TOKEN)
-        with documented["TokenClient"](base_url=url).sync() as env:
+        with documented["token_client"](url).sync() as env:
             assert not env.reset(seed=2).done and env.step({"tool": "submit_answer"}).done
     finally:
         output = stop_server(proc)

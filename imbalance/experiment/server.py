@@ -109,7 +109,7 @@ class Server:
 
         serve = self.config.serve
         concurrency = ConcurrencyConfig(max_concurrent_envs=serve.max_sessions, session_timeout=serve.idle_timeout_s)
-        app = create_fastapi_app(lambda: ServedEpisode(self), ToolAction, ToolObservation, concurrency_config=concurrency)
+        app = create_fastapi_app(lambda: ServedEpisode(self), ToolAction, ToolObservation, concurrency_config=concurrency, env_name="imbalance")
         app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) not in NOT_SERVED]
 
         @app.post("/mcp")

@@ -29,6 +29,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from taskset_candidates import CANDIDATES  # noqa: E402
 
+from imbalance.experiment.calibration import NO_PAID  # noqa: E402
+
 HEURISTIC_PASS = 0.70
 RANDOM_MAX, NO_PAID_MAX = 0.05, 0.30
 
@@ -66,8 +68,8 @@ def judge(candidate, data: dict) -> dict:
         reasons.append(f"random passes {rates['random']:.0%}")
     if candidate.tier == "strategy" and rates["no_paid"] > NO_PAID_MAX:
         reasons.append(f"no_paid passes {rates['no_paid']:.0%}")
-    plain = next(s["mean_test_f1"] for s in data["strategies"] if s["actions"] == "(none)")
-    worth = {s["actions"].split("(")[0]: round(s["mean_test_f1"] - plain, 4) for s in data["strategies"] if s["actions"] != "(none)" and "+" not in s["actions"]}
+    plain = next(s["mean_test_f1"] for s in data["strategies"] if s["actions"] == NO_PAID)
+    worth = {s["actions"].split("(")[0]: round(s["mean_test_f1"] - plain, 4) for s in data["strategies"] if s["actions"] != NO_PAID and "+" not in s["actions"]}
     return {"dataset": candidate.dataset, "tier": candidate.tier, "split": candidate.split, "overrides": list(candidate.overrides), "worth": worth,
             "tau": tau, "oracle_f1": round(oracle, 4), "test_positives": data["test_positives"], "skill_gap": round(data["skill_gap"], 4),
             "means": {p: round(r["mean_test_f1"], 4) for p, r in ladder.items()}, "pass_rates": rates, "best_fixed": best,
